@@ -1,0 +1,102 @@
+"""Helpers shared by the detectors: number parsing, precision, and the key a payload sits under."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import orjson
+
+# Keys under which real payloads carry vectors (formats.md §0 A, F, G, J).
+EMBEDDING_KEY = re.compile(
+    rb"(?i)(embed|vector|values?$|^data$|^float$|predicted_value|^content$|^int8$|^uint8$|^u?binary$|^ai\.embeddings?$)"
+)
+
+_KEY_BEFORE = re.compile(
+    rb"""(?:["']([^"'\n]{1,80})["']\s*:|([A-Za-z_][\w.\-]{0,80})\s*[=:])\s*(?:\\?["']|\\n|\s|[\(\[{])*$"""
+)
+
+
+def key_before(data: bytes, start: int, window: int = 160) -> str | None:
+    """The JSON key, ``key=`` or ``key:`` that introduces the payload starting at ``start``."""
+    lo = max(0, start - window)
+    m = _KEY_BEFORE.search(data, lo, start)
+    if not m:
+        return None
+    raw = m.group(1) or m.group(2)
+    return raw.decode("utf-8", "replace")
+
+
+def is_embedding_key(key: str | None) -> bool:
+    return bool(key) and bool(EMBEDDING_KEY.search(key.encode()))
+
+
+def parse_numbers(text: bytes) -> np.ndarray | None:
+    """Parse a comma-separated run of numbers (no brackets) into float64; None if any is malformed.
+
+    orjson is ~4x faster than split+float for the common JSON-valid case; the fallback handles
+    Python-only spellings such as ``1.`` and ``.5``.
+    """
+    try:
+        return np.asarray(orjson.loads(b"[" + text + b"]"), dtype=np.float64)
+    except (orjson.JSONDecodeError, TypeError, ValueError):
+        pass
+    try:
+        return np.array([float(x) for x in text.replace(b"\n", b" ").split(b",") if x.strip()], dtype=np.float64)
+    except ValueError:
+        return None
+
+
+def precision_of(values64: np.ndarray, text: bytes | None = None) -> str:
+    """How the numbers were printed: a strong hint to which model and stack produced them.
+
+    - ``fp16``: every value is exactly representable in float16 (Mistral, Cohere).
+    - ``f64-widened``: float32 values printed with float64 digits (``.tolist()``, Pinecone, Ollama).
+    - ``f32``: shortest float32 repr (OpenAI float JSON).
+    - ``low``: fewer than 5 significant digits (numpy/torch print precision, toy data).
+    - ``f64``: genuine float64 values.
+    """
+    if values64.size == 0:
+        return "unknown"
+    finite = values64[np.isfinite(values64)]
+    if finite.size == 0:
+        return "unknown"
+    as32 = finite.astype(np.float32)
+    if np.array_equal(as32.astype(np.float16).astype(np.float32), as32) and np.array_equal(
+        as32.astype(np.float64), finite
+    ):
+        return "fp16"
+    if text is not None:
+        digits = _mean_significant_digits(text)
+        if digits < 5:
+            return "low"
+        if np.array_equal(as32.astype(np.float64), finite):
+            return "f64-widened" if digits >= 14 else "f32"
+        return "f64" if digits >= 14 else "f32"
+    return "f32" if np.array_equal(as32.astype(np.float64), finite) else "f64"
+
+
+_DIGITS = re.compile(rb"\d+(?:\.\d+)?")
+
+
+def _mean_significant_digits(text: bytes, sample: int = 64) -> float:
+    counts = []
+    for m in _DIGITS.finditer(text, 0, min(len(text), sample * 24)):
+        token = m.group().replace(b".", b"").lstrip(b"0")
+        counts.append(len(token))
+        if len(counts) >= sample:
+            break
+    return float(np.mean(counts)) if counts else 0.0
+
+
+def to_float32(values64: np.ndarray) -> np.ndarray:
+    """Narrow to float32 without warnings; values beyond float32 range become ±inf (and get judged)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return values64.astype(np.float32)
+
+
+def join_path(prefix: str, key: str | None) -> str | None:
+    """Extend a record's location path with the key a payload sat under."""
+    if not key:
+        return prefix or None
+    return f"{prefix}.{key}" if prefix else key

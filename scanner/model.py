@@ -1,0 +1,175 @@
+"""The nouns that flow through vecleak: Record → Candidate → Finding → Alert.
+
+Every entry point (``scan``, ``watch``, ``es scan``, ``serve --otlp``) produces Records and consumes
+Alerts; everything in between is the same pipeline. The types are small and mostly immutable so that
+they can cross threads and queues without surprises.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRef:
+    """Where bytes came from.
+
+    ``display`` is what users see (``log.file.path`` for files, ``index`` for Elasticsearch).
+    ``identity`` is what finding fingerprints hash: stable across restarts and rotations, so that the
+    same vector in the same source is the same finding tomorrow.
+    """
+
+    kind: str
+    display: str
+    identity: str
+    labels: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Record:
+    """A run of bytes to scan, plus where it sits in its source.
+
+    ``offset`` and ``line`` locate ``data[0]`` in the source. A nested record (a gunzipped body, a
+    JSON string decoded from inside JSON) has ``nested=True``: its own offsets do not map to source
+    lines, so findings in it report the line and offset where the container started.
+    """
+
+    data: bytes
+    source: SourceRef
+    offset: int = 0
+    line: int = 1
+    nested: bool = False
+    depth: int = 0
+    path: str = ""
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Candidate:
+    """A numeric array a detector pulled out of a record. Not yet judged to be an embedding."""
+
+    values: np.ndarray
+    encoding: str
+    start: int
+    end: int
+    json_path: str | None = None
+    key: str | None = None
+    truncated: bool = False
+    declared_dim: int | None = None
+    precision: str | None = None
+    hints: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dim(self) -> int:
+        return self.declared_dim if self.declared_dim is not None else int(self.values.shape[0])
+
+
+class Level(IntEnum):
+    """Sigma's levels; the integer order is what ``--fail-on`` compares."""
+
+    informational = 0
+    low = 1
+    medium = 2
+    high = 3
+    critical = 4
+
+    @property
+    def severity(self) -> int:
+        """ECS ``event.severity`` (0–100)."""
+        return {0: 10, 1: 25, 2: 50, 3: 75, 4: 95}[int(self)]
+
+    @classmethod
+    def parse(cls, text: str) -> Level:
+        try:
+            return cls[text.strip().lower()]
+        except KeyError:
+            names = ", ".join(level.name for level in cls)
+            raise ValueError(f"unknown level {text!r} (expected one of: {names})") from None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelGuess:
+    """One ranked answer of the fingerprinter."""
+
+    model: str
+    confidence: float
+    reasons: tuple[str, ...] = ()
+    truncated_from: int | None = None
+    confirmed: bool = False
+
+
+@dataclass(slots=True)
+class Finding:
+    """A Candidate the classifier accepted as an embedding, located in its source."""
+
+    candidate: Candidate
+    source: SourceRef
+    line: int
+    offset: int
+    score: float
+    reasons: tuple[str, ...]
+    fingerprint: list[ModelGuess]
+    record_context: dict[str, Any] = field(default_factory=dict)
+    kind: str = "embedding"
+    inversion: dict[str, Any] | None = None
+
+    @property
+    def sha256(self) -> str:
+        return vector_sha256(self.candidate.values)
+
+    @property
+    def model(self) -> ModelGuess | None:
+        return self.fingerprint[0] if self.fingerprint else None
+
+    @property
+    def finding_id(self) -> str:
+        """Source identity + vector hash + JSON path: stable across line shifts."""
+        key = "\x1f".join([self.source.identity, self.sha256, self.candidate.json_path or ""])
+        return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+@dataclass(slots=True)
+class Alert:
+    """A Finding after a rule fired. Sinks format and deliver these; they never decide sensitivity."""
+
+    finding: Finding
+    rule_id: str
+    rule_title: str
+    level: Level
+    tags: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    count: int = 1
+
+    @property
+    def fingerprint(self) -> str:
+        """The finding fingerprint with the rule added: the dedup and baseline key."""
+        return hashlib.sha256(f"{self.finding.finding_id}\x1f{self.rule_id}".encode()).hexdigest()
+
+    @property
+    def event_id(self) -> str:
+        """Stable alert id: a replay after a crash yields the same id, so downstream can dedupe."""
+        return self.fingerprint[:32]
+
+
+@dataclass(slots=True)
+class Diagnostic:
+    """A problem with the input that did not stop the scan. Counted, reported, never fatal."""
+
+    kind: str
+    message: str
+    source: str
+    line: int | None = None
+    offset: int | None = None
+
+
+def vector_sha256(values: np.ndarray) -> str:
+    """SHA-256 of the values as little-endian float32: the same whatever encoding carried them."""
+    return hashlib.sha256(np.ascontiguousarray(values, dtype="<f4").tobytes()).hexdigest()
