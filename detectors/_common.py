@@ -13,7 +13,7 @@ EMBEDDING_KEY = re.compile(
 )
 
 _KEY_BEFORE = re.compile(
-    rb"""(?:["']([^"'\n]{1,80})["']\s*:|([A-Za-z_][\w.\-]{0,80})\s*[=:])\s*(?:\\?["']|\\n|\s|[\(\[{])*$"""
+    rb"""(?:\\?["']([^"'\\\n]{1,80})\\?["']\s*:|([A-Za-z_][\w.\-]{0,80})\s*[=:])\s*(?:\\?["']|\\n|\s|[\(\[{])*$"""
 )
 
 
@@ -42,7 +42,9 @@ def parse_numbers(text: bytes) -> np.ndarray | None:
     except (orjson.JSONDecodeError, TypeError, ValueError):
         pass
     try:
-        return np.array([float(x) for x in text.replace(b"\n", b" ").split(b",") if x.strip()], dtype=np.float64)
+        return np.array(
+            [float(x) for x in text.replace(b"\n", b" ").split(b",") if x.strip()], dtype=np.float64
+        )
     except ValueError:
         return None
 
@@ -62,10 +64,9 @@ def precision_of(values64: np.ndarray, text: bytes | None = None) -> str:
     if finite.size == 0:
         return "unknown"
     as32 = finite.astype(np.float32)
-    if np.array_equal(as32.astype(np.float16).astype(np.float32), as32) and np.array_equal(
-        as32.astype(np.float64), finite
-    ):
-        return "fp16"
+    with np.errstate(over="ignore"):
+        if np.array_equal(as32.astype(np.float16).astype(np.float32), as32):
+            return "fp16"
     if text is not None:
         digits = _mean_significant_digits(text)
         if digits < 5:

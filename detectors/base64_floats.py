@@ -28,7 +28,12 @@ _NEEDLE = b"A" * MIN_CHARS
 _RUN = re.compile(rb"A+")
 
 # Decodings tried, most common first; a tie keeps the earlier one.
-_DTYPES = (("base64-f32le", "<f4"), ("base64-f32be", ">f4"), ("base64-f16le", "<f2"), ("base64-bf16be", "bf16>"))
+_DTYPES = (
+    ("base64-f32le", "<f4"),
+    ("base64-f32be", ">f4"),
+    ("base64-f16le", "<f2"),
+    ("base64-bf16be", "bf16>"),
+)
 
 
 class Base64FloatsDetector:

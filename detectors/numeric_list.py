@@ -22,8 +22,21 @@ _WS = rb"(?:[ \t\r\n]|\\[nrt]?)*"
 _NUM = rb"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|-?(?:nan|NaN|inf|Infinity)"
 _ITEM = rb"(?:np\.float(?:16|32|64)\()?(?:" + _NUM + rb")\)?"
 _ARRAY = re.compile(
-    rb"\[" + _WS + rb"(" + _ITEM + rb"(?:" + _WS + rb"," + _WS + _ITEM + rb"){%d,})" % (MIN_ITEMS - 1)
-    + rb"(" + _WS + rb",?" + _WS + rb"\])?"
+    rb"\["
+    + _WS
+    + rb"("
+    + _ITEM
+    + rb"(?:"
+    + _WS
+    + rb","
+    + _WS
+    + _ITEM
+    + rb"){%d,})" % (MIN_ITEMS - 1)
+    + rb"("
+    + _WS
+    + rb",?"
+    + _WS
+    + rb"\])?"
 )
 _ESCAPES = re.compile(rb"\\[nrt]?|np\.float(?:16|32|64)\(|\)")
 

@@ -39,14 +39,18 @@ class VcrBinaryDetector:
         try:
             body = base64.b64decode(payload + b"=" * (-len(payload) % 4))
         except (binascii.Error, ValueError) as exc:
-            yield Diagnostic("bad-base64", f"!!binary body is not base64: {exc}", record.source.display, *where)
+            yield Diagnostic(
+                "bad-base64", f"!!binary body is not base64: {exc}", record.source.display, *where
+            )
             return
         if body[:2] == b"\x1f\x8b":
             inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
             try:
                 inflated = inflater.decompress(body, MAX_INFLATED)
             except zlib.error as exc:
-                yield Diagnostic("corrupt-gzip", f"gzip body in !!binary: {exc}", record.source.display, *where)
+                yield Diagnostic(
+                    "corrupt-gzip", f"gzip body in !!binary: {exc}", record.source.display, *where
+                )
                 return
             if inflater.unconsumed_tail:
                 yield Diagnostic(
@@ -56,7 +60,9 @@ class VcrBinaryDetector:
                     *where,
                 )
             elif not inflater.eof:
-                yield Diagnostic("truncated-gzip", "gzip body in !!binary ends early", record.source.display, *where)
+                yield Diagnostic(
+                    "truncated-gzip", "gzip body in !!binary ends early", record.source.display, *where
+                )
             body = inflated
         yield Record(
             data=body,

@@ -1,0 +1,182 @@
+"""Record → detectors → classifier → fingerprint → Findings. The same path for every entry point.
+
+The pipeline knows nothing about where records come from or where alerts go; sources and sinks do.
+It never raises on bad input: anything a detector chokes on becomes a Diagnostic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import detectors as detector_registry
+from detectors import Detector
+from scanner.classify import classify
+from scanner.fingerprint import Fingerprinter
+from scanner.model import Candidate, Diagnostic, Finding, Record
+
+MAX_DEPTH = 4
+
+
+@dataclass(slots=True)
+class ScanResult:
+    findings: list[Finding] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    rejected: int = 0
+
+
+@dataclass(slots=True)
+class _Located:
+    candidate: Candidate
+    record: Record
+    priority: int
+
+
+class Pipeline:
+    """Turns Records into Findings. Thread-compatible: holds no per-record state."""
+
+    def __init__(
+        self,
+        detectors: Sequence[Detector] | None = None,
+        fingerprinter: Fingerprinter | None = None,
+        max_depth: int = MAX_DEPTH,
+    ) -> None:
+        self.detectors = tuple(detectors if detectors is not None else detector_registry.REGISTRY)
+        self.fingerprinter = fingerprinter if fingerprinter is not None else Fingerprinter()
+        self.max_depth = max_depth
+
+    def scan(self, record: Record) -> ScanResult:
+        result = ScanResult()
+        located: list[_Located] = []
+        self._detect(record, located, result.diagnostics)
+        if not located:
+            return result
+        verdicts = classify([item.candidate for item in located])
+        accepted = [(item, v) for item, v in zip(located, verdicts, strict=True) if v.is_embedding]
+        result.rejected = len(located) - len(accepted)
+        for item, verdict in zip(located, verdicts, strict=True):
+            if verdict.non_finite:
+                line, offset = _position(item.record, item.candidate.start)
+                result.diagnostics.append(
+                    Diagnostic(
+                        "non-finite",
+                        f"{verdict.non_finite} NaN/Inf values in a {item.candidate.dim}-d {item.candidate.encoding} array",
+                        item.record.source.display,
+                        line,
+                        offset,
+                    )
+                )
+        if not accepted:
+            return result
+        guesses = self.fingerprinter.guess_batch([item.candidate for item, _ in accepted])
+        positions = _positions([item for item, _ in accepted])
+        for (item, verdict), guess, (line, offset) in zip(accepted, guesses, positions, strict=True):
+            result.findings.append(
+                Finding(
+                    candidate=item.candidate,
+                    source=item.record.source,
+                    line=line,
+                    offset=offset,
+                    score=verdict.score,
+                    reasons=verdict.reasons,
+                    fingerprint=guess,
+                    record_context=item.record.context,
+                )
+            )
+        return result
+
+    def candidates(self, record: Record) -> tuple[list[Candidate], list[Diagnostic]]:
+        """Every array the detectors decode, judged or not (``vecleak invert`` and tests use this)."""
+        located: list[_Located] = []
+        diagnostics: list[Diagnostic] = []
+        self._detect(record, located, diagnostics)
+        return [item.candidate for item in located], diagnostics
+
+    def _detect(self, record: Record, out: list[_Located], diagnostics: list[Diagnostic]) -> None:
+        found: list[_Located] = []
+        for priority, detector in enumerate(self.detectors):
+            try:
+                if not detector.may_contain(record.data):
+                    continue
+                for item in detector.find(record):
+                    if isinstance(item, Candidate):
+                        found.append(_Located(item, record, priority))
+                    elif isinstance(item, Record):
+                        if item.depth > self.max_depth:
+                            diagnostics.append(
+                                Diagnostic(
+                                    "too-deep",
+                                    f"nesting deeper than {self.max_depth}; not opened",
+                                    record.source.display,
+                                    *_position(record, 0),
+                                )
+                            )
+                        else:
+                            self._detect(item, out, diagnostics)
+                    else:
+                        diagnostics.append(item)
+            except (
+                RecursionError,
+                MemoryError,
+                ValueError,
+                TypeError,
+                KeyError,
+                IndexError,
+                OverflowError,
+            ) as exc:
+                # A detector bug or a pathological payload must cost one record, not the scan.
+                diagnostics.append(
+                    Diagnostic(
+                        "detector-error",
+                        f"{detector.name}: {type(exc).__name__}: {exc}",
+                        record.source.display,
+                        *_position(record, 0),
+                    )
+                )
+        out.extend(_resolve_overlaps(found, record))
+
+
+def _resolve_overlaps(found: list[_Located], record: Record) -> list[_Located]:
+    """Where two detectors claim the same bytes, keep the more specific (earlier) one, then the longer."""
+    tail = int(record.context.get("overlap_tail", 0)) if not record.nested else 0
+    limit = len(record.data) - tail if tail else None
+    found.sort(key=lambda x: (x.candidate.start, -x.candidate.end))
+    kept: list[_Located] = []
+    for item in found:
+        if limit is not None and item.candidate.start >= limit:
+            continue  # the next window of this long line reports it whole
+        if kept and item.candidate.start < kept[-1].candidate.end:
+            last = kept[-1]
+            if (item.priority, -(item.candidate.end - item.candidate.start)) < (
+                last.priority,
+                -(last.candidate.end - last.candidate.start),
+            ):
+                kept[-1] = item
+            continue
+        kept.append(item)
+    return kept
+
+
+def _position(record: Record, start: int) -> tuple[int, int]:
+    if record.nested:
+        return record.line, record.offset
+    return record.line + record.data.count(b"\n", 0, start), record.offset + start
+
+
+def _positions(items: Iterable[_Located]) -> list[tuple[int, int]]:
+    """Source line and offset of each candidate, counting newlines once per record, not once per hit."""
+    items = list(items)
+    out: list[tuple[int, int]] = [(0, 0)] * len(items)
+    cursor: dict[int, tuple[int, int]] = {}
+    order = sorted(range(len(items)), key=lambda i: (id(items[i].record), items[i].candidate.start))
+    for i in order:
+        rec = items[i].record
+        start = items[i].candidate.start
+        if rec.nested:
+            out[i] = (rec.line, rec.offset)
+            continue
+        pos, line = cursor.get(id(rec), (0, rec.line))
+        line += rec.data.count(b"\n", pos, start)
+        cursor[id(rec)] = (start, line)
+        out[i] = (line, rec.offset + start)
+    return out
