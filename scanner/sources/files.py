@@ -12,6 +12,7 @@ overlap by ``overlap`` bytes, and reported once as a ``long-line`` diagnostic.
 from __future__ import annotations
 
 import bz2
+import contextlib
 import fnmatch
 import gzip
 import io
@@ -69,12 +70,10 @@ class FileSource:
                 yield from self._walk(arg, targets)
             else:
                 targets.append((arg, arg))
-        for display, real in targets:
+        for _display, real in targets:
             if real != "-":
-                try:
+                with contextlib.suppress(OSError):
                     self.progress.total += os.path.getsize(real)
-                except OSError:
-                    pass
         for display, real in targets:
             yield from self._read_one(display, real)
 
