@@ -2,6 +2,7 @@
 
 A rule says which findings are alerts, at what level, and where they go. Every condition under
 ``match`` must hold (AND); a list inside one condition is any-of (OR). ``allow`` lists exceptions.
+A glob list may exclude with a leading ``!`` (``encodings: ["!base64-*"]``).
 A rule file with any error fails at load with ``file:line: reason``, every error at once, so a CI
 check (``vecleak rules validate``) shows all of them in one run.
 """
@@ -408,4 +409,9 @@ def _str_list(doc: dict, key: str, err: Any) -> list[str]:
 
 
 def _glob_any(value: str, patterns: Iterable[str]) -> bool:
-    return any(fnmatch.fnmatchcase(value, p) for p in patterns)
+    """Any positive glob matches and no ``!``-prefixed glob does; only negatives means "all but"."""
+    positives = [p for p in patterns if not p.startswith("!")]
+    negatives = [p[1:] for p in patterns if p.startswith("!")]
+    if any(fnmatch.fnmatchcase(value, p) for p in negatives):
+        return False
+    return not positives or any(fnmatch.fnmatchcase(value, p) for p in positives)

@@ -1,0 +1,53 @@
+"""The ``vecleak`` command line. Each subcommand is one module in :mod:`scanner.commands`.
+
+Exit codes are part of the contract: 0 nothing at or above ``--fail-on``, 1 an error, 2 a usage
+error, 3 alerts at or above ``--fail-on``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from scanner import __version__
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_FINDINGS = 3
+
+# Subcommand modules; each exposes ``register(subparsers)`` and sets ``func`` to its ``run(args) -> int``.
+COMMANDS = ("scan", "rules", "demo")
+
+
+def error(message: str) -> None:
+    """One plain, unwrapped line on stderr: error text is for grep and CI logs, not for layout."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vecleak",
+        description="Find embedding vectors leaked into logs, traces and search indexes.",
+    )
+    parser.add_argument("--version", action="version", version=f"vecleak {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"scanner.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK

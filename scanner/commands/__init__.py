@@ -1,0 +1,1 @@
+"""Subcommands of the vecleak CLI, one module each."""

@@ -1,0 +1,144 @@
+"""``vecleak scan PATH...``: find, classify, fingerprint and alert on vectors in files."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+from scanner.cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, error
+from scanner.engine import Engine, load_baseline, write_baseline
+from scanner.model import Level
+from scanner.pipeline import Pipeline
+from scanner.rules import RuleError, load_rules
+from scanner.sinks import FORMATS, open_sink
+from scanner.sources.files import FileSource
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "scan",
+        help="scan files, directories, compressed logs or stdin",
+        description="Scan files, directories (recursively), .gz/.bz2/.xz logs, or - for stdin.",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="file, directory or - (stdin)")
+    add_output_options(p)
+    p.add_argument(
+        "--include", action="append", default=[], metavar="GLOB", help="only files matching (repeatable)"
+    )
+    p.add_argument(
+        "--exclude", action="append", default=[], metavar="GLOB", help="skip files matching (repeatable)"
+    )
+    p.set_defaults(func=run)
+
+
+def add_output_options(p: argparse.ArgumentParser) -> None:
+    """Options every scanning command shares (scan, es scan)."""
+    p.add_argument(
+        "--format",
+        choices=sorted(FORMATS),
+        default=None,
+        help="stdout format (default: table on a terminal, else jsonl)",
+    )
+    p.add_argument(
+        "--output",
+        action="append",
+        default=[],
+        metavar="SINK:TARGET",
+        help="also deliver alerts there (repeatable)",
+    )
+    p.add_argument(
+        "--rules",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="rule file or directory (default: the shipped pack)",
+    )
+    p.add_argument(
+        "--baseline", metavar="FILE", help="suppress alerts whose fingerprints are in this baseline"
+    )
+    p.add_argument(
+        "--write-baseline", metavar="FILE", help="write every alert's fingerprint here (hashes only)"
+    )
+    p.add_argument(
+        "--fail-on",
+        default="informational",
+        metavar="LEVEL",
+        help="exit 3 when an alert is at or above LEVEL (default: informational)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+def open_sinks(args: argparse.Namespace, console: Console) -> list[Any]:
+    fmt = args.format or ("table" if sys.stdout.isatty() else "jsonl")
+    sinks = [open_sink(FORMATS[fmt], console=console)]
+    sinks += [open_sink(spec) for spec in args.output]
+    return sinks
+
+
+def prepare(args: argparse.Namespace) -> tuple[Engine, Level] | int:
+    """Rules, sinks, baseline and the engine, or an exit code after a clear error on stderr."""
+    try:
+        fail_on = Level.parse(args.fail_on)
+        rules = load_rules(args.rules or None)
+        baseline = load_baseline(args.baseline) if args.baseline else frozenset()
+        sinks = open_sinks(args, Console(file=sys.stdout))
+    except RuleError as exc:
+        for problem in exc.problems:
+            error(problem)
+        return EXIT_ERROR
+    except (OSError, ValueError) as exc:
+        error(str(exc))
+        return EXIT_ERROR
+    return Engine(Pipeline(), rules, sinks, baseline=baseline), fail_on
+
+
+def finish(args: argparse.Namespace, engine: Engine, fail_on: Level, files: int) -> int:
+    summary = engine.close(files)
+    if args.write_baseline:
+        n = write_baseline(args.write_baseline, engine.sent, engine.baseline)
+        Console(file=sys.stderr).print(f"wrote {n} fingerprint(s) to {args.write_baseline}")
+    if (args.format or ("table" if sys.stdout.isatty() else "jsonl")) != "table":
+        Console(file=sys.stderr).print(
+            f"vecleak: {summary['findings']} finding(s), {summary['alerts']} alert(s), "
+            f"{summary['diagnostics']} input problem(s), {summary['bytes']:,} bytes in {summary['seconds']:.2f}s",
+            highlight=False,
+        )
+    highest = engine.stats.highest
+    return EXIT_FINDINGS if highest is not None and highest >= fail_on else EXIT_OK
+
+
+def run(args: argparse.Namespace) -> int:
+    prepared = prepare(args)
+    if isinstance(prepared, int):
+        return prepared
+    engine, fail_on = prepared
+    source = FileSource(args.paths, include=args.include, exclude=args.exclude)
+    show = not args.no_progress and sys.stderr.isatty()
+    try:
+        if show:
+            with Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=Console(file=sys.stderr),
+                transient=True,
+            ) as bar:
+                task = bar.add_task("scanning", total=None)
+
+                def tick(_record: Any) -> None:
+                    bar.update(task, total=source.progress.total or None, completed=source.progress.done)
+
+                engine.run(source.records(), on_record=tick)
+        else:
+            engine.run(source.records())
+    except OSError as exc:
+        error(str(exc))
+        engine.close(source.progress.files)
+        return EXIT_ERROR
+    return finish(args, engine, fail_on, source.progress.files)

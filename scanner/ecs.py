@@ -1,0 +1,132 @@
+"""The one canonical rendering of an alert: an ECS-shaped JSON object.
+
+Every other output (OCSF, CEF, SARIF, HEC, webhook, the Elasticsearch alert index) starts from this
+dict, so a field is named and redacted in exactly one place. Raw vectors never appear: the vector is
+represented by its hash, shape, encoding and a masked preview.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import numpy as np
+
+from scanner import __version__
+from scanner.model import SCHEMA_VERSION, Alert, Diagnostic
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def masked_preview(values: np.ndarray, dim: int) -> str:
+    """Sign and order of magnitude of the first values only: enough to recognise, too little to invert."""
+    head = []
+    for v in values[:3]:
+        if not np.isfinite(v):
+            head.append("nan")
+            continue
+        exp = int(np.floor(np.log10(abs(v)))) if v != 0 else 0
+        head.append(f"{'-' if v < 0 else ''}{'0.' + '0' * (-exp - 1) if exp < 0 else ''}#")
+    return f"[{', '.join(head)}, … {dim} values]"
+
+
+def alert_to_ecs(alert: Alert, created: str | None = None) -> dict[str, Any]:
+    f = alert.finding
+    c = f.candidate
+    top = f.model
+    location: dict[str, Any] = {"offset": f.offset}
+    es_location = f.record_context.get("es")
+    if es_location:
+        location.update(es_location)
+    else:
+        location["line"] = f.line
+    if c.json_path:
+        location["json_path"] = c.json_path
+    doc: dict[str, Any] = {
+        "@timestamp": created or now_iso(),
+        "event": {
+            "kind": "alert",
+            "category": ["intrusion_detection"],
+            "type": ["info"],
+            "module": "vecleak",
+            "dataset": "vecleak.finding",
+            "id": alert.event_id,
+            "severity": alert.level.severity,
+            "risk_score": float(alert.level.severity),
+        },
+        "rule": {"id": alert.rule_id, "name": alert.rule_title, "ruleset": "vecleak"},
+        "tags": list(alert.tags),
+        "log": {"file": {"path": f.source.display}} if f.source.kind in ("file", "stdin", "tail") else {},
+        "vecleak": {
+            "schema_version": SCHEMA_VERSION,
+            "level": alert.level.name,
+            "source": {"kind": f.source.kind, "name": f.source.display},
+            "location": location,
+            "finding": {
+                "id": f.finding_id,
+                "kind": f.kind,
+                "fingerprint": alert.fingerprint,
+                "count": alert.count,
+            },
+            "vector": {
+                "dim": c.dim,
+                "encoding": c.encoding,
+                "truncated": bool(c.truncated),
+                "sha256": f.sha256,
+                "precision": c.precision,
+                "norm": None if c.truncated else _round(float(np.linalg.norm(np.nan_to_num(c.values)))),
+                "key": c.key,
+                "preview": masked_preview(c.values, c.dim),
+            },
+            "classifier": {"score": f.score, "reasons": list(f.reasons)},
+            "fingerprint": {
+                "model": top.model if top else None,
+                "confidence": round(top.confidence, 3) if top else 0.0,
+                "confirmed": bool(top and top.confirmed),
+                "truncated_from": top.truncated_from if top else None,
+                "reasons": list(top.reasons) if top else [],
+                "candidates": [
+                    {"model": g.model, "confidence": round(g.confidence, 3)} for g in f.fingerprint[:5]
+                ],
+            },
+        },
+        "observer": {"vendor": "vecleak", "product": "vecleak", "version": __version__, "type": "dlp"},
+    }
+    labels = {k: v for k, v in f.source.labels.items() if isinstance(v, str | int | float | bool)}
+    if labels:
+        doc["labels"] = labels
+    service = f.record_context.get("service.name") or f.source.labels.get("service.name")
+    if service:
+        doc["service"] = {"name": service}
+    span = f.record_context.get("span")
+    if span:
+        doc["vecleak"]["span"] = span
+    if f.inversion:
+        doc["vecleak"]["inversion"] = {k: v for k, v in f.inversion.items() if k != "text_clear"}
+    return doc
+
+
+def diagnostic_to_ecs(diag: Diagnostic) -> dict[str, Any]:
+    """A separate record kind, so consumers can count findings by ``event.kind == "alert"``."""
+    doc: dict[str, Any] = {
+        "@timestamp": now_iso(),
+        "event": {
+            "kind": "pipeline_error",
+            "module": "vecleak",
+            "dataset": "vecleak.diagnostic",
+            "action": diag.kind,
+        },
+        "error": {"type": diag.kind, "message": diag.message},
+        "vecleak": {
+            "schema_version": SCHEMA_VERSION,
+            "diagnostic": {"kind": diag.kind, "line": diag.line, "offset": diag.offset},
+        },
+    }
+    doc["log"] = {"file": {"path": diag.source}}
+    return doc
+
+
+def _round(x: float) -> float:
+    return float(f"{x:.6g}")

@@ -1,0 +1,161 @@
+"""Drives one run: records in, alerts out. Rules, dedup, baselines and counting live here.
+
+Sources only produce records and sinks only deliver, so ``scan``, ``watch``, ``es scan`` and
+``serve --otlp`` share this loop and differ only in what they feed it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from scanner.model import Alert, Diagnostic, Finding, Level, Record
+from scanner.pipeline import Pipeline
+from scanner.rules import RuleSet
+from scanner.sinks import Sink
+
+BASELINE_VERSION = 1
+
+
+@dataclass
+class Stats:
+    records: int = 0
+    bytes: int = 0
+    findings: int = 0
+    alerts: int = 0
+    duplicates: int = 0
+    baselined: int = 0
+    rejected: int = 0
+    diagnostics: Counter[str] = field(default_factory=Counter)
+    levels: Counter[str] = field(default_factory=Counter)
+    highest: Level | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def as_dict(self, files: int = 0) -> dict[str, Any]:
+        return {
+            "files": files,
+            "records": self.records,
+            "bytes": self.bytes,
+            "findings": self.findings,
+            "alerts": self.alerts,
+            "duplicates": self.duplicates,
+            "baselined": self.baselined,
+            "rejected": self.rejected,
+            "diagnostics": sum(self.diagnostics.values()),
+            "diagnostics_by_kind": dict(self.diagnostics),
+            "alerts_by_level": dict(self.levels),
+            "seconds": time.monotonic() - self.started,
+        }
+
+
+class Engine:
+    """One scan's state: which alert fingerprints were already sent, and what was counted."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        rules: RuleSet,
+        sinks: Sequence[Sink],
+        baseline: frozenset[str] = frozenset(),
+        enrich: Callable[[list[Finding]], None] | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.rules = rules
+        self.sinks = list(sinks)
+        self.baseline = baseline
+        self.enrich = enrich
+        self.stats = Stats()
+        self.seen: set[str] = set()
+        self.sent: list[Alert] = []
+
+    def run(
+        self, items: Iterable[Record | Diagnostic], on_record: Callable[[Record], None] | None = None
+    ) -> Stats:
+        for item in items:
+            if isinstance(item, Diagnostic):
+                self.report(item)
+                continue
+            self.feed(item)
+            if on_record is not None:
+                on_record(item)
+        return self.stats
+
+    def feed(self, record: Record) -> list[Alert]:
+        """Scan one record and deliver its new alerts; returns them (the daemon checkpoints after)."""
+        self.stats.records += 1
+        self.stats.bytes += len(record.data)
+        result = self.pipeline.scan(record)
+        self.stats.rejected += result.rejected
+        for diag in result.diagnostics:
+            self.report(diag)
+        if result.findings and self.enrich is not None:
+            self.enrich(result.findings)
+        delivered = []
+        for finding in result.findings:
+            self.stats.findings += 1
+            for alert in self.rules.evaluate(finding):
+                if self._admit(alert):
+                    self.deliver(alert)
+                    delivered.append(alert)
+        return delivered
+
+    def _admit(self, alert: Alert) -> bool:
+        key = alert.fingerprint
+        if key in self.baseline:
+            self.stats.baselined += 1
+            return False
+        if key in self.seen:
+            self.stats.duplicates += 1
+            return False
+        self.seen.add(key)
+        return True
+
+    def deliver(self, alert: Alert) -> None:
+        self.stats.alerts += 1
+        self.stats.levels[alert.level.name] += 1
+        if self.stats.highest is None or alert.level > self.stats.highest:
+            self.stats.highest = alert.level
+        self.sent.append(alert)
+        for sink in self.sinks:
+            sink.send(alert)
+
+    def report(self, diag: Diagnostic) -> None:
+        self.stats.diagnostics[diag.kind] += 1
+        for sink in self.sinks:
+            sink.diagnostic(diag)
+
+    def close(self, files: int = 0) -> dict[str, Any]:
+        summary = self.stats.as_dict(files)
+        for sink in self.sinks:
+            sink.close(summary)
+        return summary
+
+
+def load_baseline(path: str) -> frozenset[str]:
+    """Alert fingerprints to suppress. The file holds hashes only, never vectors or text."""
+    with open(path, "rb") as fh:
+        doc = orjson.loads(fh.read())
+    if (
+        not isinstance(doc, dict)
+        or doc.get("version") != BASELINE_VERSION
+        or not isinstance(doc.get("fingerprints"), list)
+    ):
+        raise ValueError(
+            f"{path}: not a vecleak baseline (expected version {BASELINE_VERSION} with a fingerprints list)"
+        )
+    return frozenset(str(x) for x in doc["fingerprints"])
+
+
+def write_baseline(path: str, alerts: Iterable[Alert], previous: frozenset[str] = frozenset()) -> int:
+    fingerprints = sorted(previous | {a.fingerprint for a in alerts})
+    doc = {"version": BASELINE_VERSION, "tool": "vecleak", "fingerprints": fingerprints}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+    return len(fingerprints)

@@ -1,0 +1,53 @@
+"""JSON lines of ECS-shaped alerts, to a file (appended, 0600) or stdout. The contract format."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import IO, Any
+
+import orjson
+
+from scanner.ecs import alert_to_ecs, diagnostic_to_ecs
+from scanner.model import Alert, Diagnostic
+
+
+class JsonlSink:
+    name = "jsonl"
+
+    def __init__(self, stream: IO[bytes], owned: bool, diagnostics: bool = True) -> None:
+        self._stream = stream
+        self._owned = owned
+        self._diagnostics = diagnostics
+
+    def send(self, alert: Alert) -> None:
+        self._write(alert_to_ecs(alert))
+
+    def diagnostic(self, diag: Diagnostic) -> None:
+        if self._diagnostics:
+            self._write(diagnostic_to_ecs(diag))
+
+    def write_document(self, doc: dict[str, Any]) -> None:
+        """Write an already-rendered ECS document (the daemon adds ``event.created`` itself)."""
+        self._write(doc)
+
+    def _write(self, doc: dict[str, Any]) -> None:
+        self._stream.write(orjson.dumps(doc) + b"\n")
+        self._stream.flush()
+
+    def close(self, summary: dict[str, Any]) -> None:
+        if self._owned:
+            os.fsync(self._stream.fileno())
+            self._stream.close()
+
+
+def open_append_private(path: str) -> IO[bytes]:
+    """Open for append, creating the file 0600: alert files describe leaks and must not leak."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    return os.fdopen(fd, "ab")
+
+
+def open(target: str, **options: Any) -> JsonlSink:  # noqa: A001 - the sink-module convention
+    if target in ("", "-"):
+        return JsonlSink(sys.stdout.buffer, owned=False, diagnostics=options.get("diagnostics", True))
+    return JsonlSink(open_append_private(target), owned=True, diagnostics=options.get("diagnostics", True))
