@@ -31,6 +31,12 @@ SCHEMES: dict[str, str] = {
     "jsonl": "jsonl",
     "ecs": "jsonl",
     "table": "table",
+    "ocsf": "ocsf",
+    "cef": "cef",
+    "sarif": "sarif",
+    "syslog": "syslog",
+    "webhook": "webhook",
+    "hec": "hec",
 }
 
 # --format NAME -> the sink that writes it to stdout
@@ -38,6 +44,9 @@ FORMATS: dict[str, str] = {
     "table": "table:-",
     "jsonl": "jsonl:-",
     "ecs": "jsonl:-",
+    "ocsf": "ocsf:-",
+    "cef": "cef:-",
+    "sarif": "sarif:-",
 }
 
 
