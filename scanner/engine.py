@@ -31,6 +31,7 @@ class Stats:
     alerts: int = 0
     duplicates: int = 0
     baselined: int = 0
+    ignored: int = 0
     rejected: int = 0
     diagnostics: Counter[str] = field(default_factory=Counter)
     levels: Counter[str] = field(default_factory=Counter)
@@ -46,6 +47,7 @@ class Stats:
             "alerts": self.alerts,
             "duplicates": self.duplicates,
             "baselined": self.baselined,
+            "ignored": self.ignored,
             "rejected": self.rejected,
             "diagnostics": sum(self.diagnostics.values()),
             "diagnostics_by_kind": dict(self.diagnostics),
@@ -92,6 +94,7 @@ class Engine:
         self.stats.bytes += len(record.data)
         result = self.pipeline.scan(record)
         self.stats.rejected += result.rejected
+        self.stats.ignored += result.ignored
         for diag in result.diagnostics:
             self.report(diag)
         if result.findings and self.enrich is not None:
@@ -123,6 +126,8 @@ class Engine:
             self.stats.highest = alert.level
         self.sent.append(alert)
         for sink in self.sinks:
+            if alert.outputs and getattr(sink, "routed", False) and sink.name not in alert.outputs:
+                continue  # the rule names its outputs; stdout formats (not routed) always get it
             sink.send(alert)
 
     def report(self, diag: Diagnostic) -> None:

@@ -23,6 +23,7 @@ class ScanResult:
     findings: list[Finding] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     rejected: int = 0
+    ignored: int = 0
 
 
 @dataclass(slots=True)
@@ -70,7 +71,11 @@ class Pipeline:
             return result
         guesses = self.fingerprinter.guess_batch([item.candidate for item, _ in accepted])
         positions = _positions([item for item, _ in accepted])
+        ignored = _ignored_lines(record)
         for (item, verdict), guess, (line, offset) in zip(accepted, guesses, positions, strict=True):
+            if line in ignored:
+                result.ignored += 1
+                continue
             result.findings.append(
                 Finding(
                     candidate=item.candidate,
@@ -155,6 +160,26 @@ def _resolve_overlaps(found: list[_Located], record: Record) -> list[_Located]:
             continue
         kept.append(item)
     return kept
+
+
+IGNORE_MARKER = b"vecleak:ignore"
+
+
+def _ignored_lines(record: Record) -> frozenset[int]:
+    """Lines a ``vecleak:ignore`` marker covers: its own line and the next (like ``# nosec``).
+
+    One substring search per record with findings; newlines are only counted when a marker exists.
+    """
+    data = record.data
+    at = data.find(IGNORE_MARKER)
+    if at < 0:
+        return frozenset()
+    lines: set[int] = set()
+    while at >= 0:
+        line = record.line + data.count(b"\n", 0, at)
+        lines.update((line, line + 1))
+        at = data.find(IGNORE_MARKER, at + len(IGNORE_MARKER))
+    return frozenset(lines)
 
 
 def _position(record: Record, start: int) -> tuple[int, int]:

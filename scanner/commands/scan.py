@@ -75,7 +75,10 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
 def open_sinks(args: argparse.Namespace, console: Console) -> list[Any]:
     fmt = args.format or ("table" if sys.stdout.isatty() else "jsonl")
     sinks = [open_sink(FORMATS[fmt], console=console)]
-    sinks += [open_sink(spec) for spec in args.output]
+    for spec in args.output:
+        sink = open_sink(spec)
+        sink.routed = True  # --output sinks honour a rule's ``outputs:``; stdout gets every alert
+        sinks.append(sink)
     return sinks
 
 

@@ -71,6 +71,7 @@ class Spooled:
     ) -> None:
         self.transport = transport
         self.name = transport.name
+        self.routed = True  # a rule's ``outputs:`` picks among routed sinks by name
         self.directory = directory
         self.max_bytes = max_bytes
         self.max_files = max_files
