@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test test-deps lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -18,7 +18,15 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(VENV)/bin/vecleak demo --dir demo-logs
 
-test: setup
+# rsyslog (+ gnutls driver) is the real syslog receiver of the sink tests; idempotent.
+test-deps:
+	@command -v rsyslogd >/dev/null 2>&1 && ls /usr/lib/*/rsyslog/lmnsd_gtls.so >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    (apt-get install -y -q rsyslog rsyslog-gnutls >/dev/null 2>&1 || \
+	     (apt-get update -q >/dev/null && apt-get install -y -q rsyslog rsyslog-gnutls >/dev/null)) || \
+	    echo "rsyslog not installed: syslog sink tests will skip"; }
+
+test: setup test-deps
 	$(PY) -m pytest -q
 
 lint: setup
