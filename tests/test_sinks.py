@@ -369,3 +369,40 @@ def test_no_sink_renders_raw_vectors():
     raw = str(round(float(alert.finding.candidate.values[0]), 6))
     for rendered in (orjson.dumps(alert_to_ecs(alert)).decode(), alert_to_cef(alert)):
         assert raw not in rendered
+
+
+def test_reveal_seals_clear_text_to_the_soc_key_only(tmp_path, monkeypatch):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from scanner.reveal import unseal
+
+    soc = X25519PrivateKey.generate()
+    pub = tmp_path / "soc.pub.pem"
+    pub.write_bytes(
+        soc.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    alert = make_alerts(1)[0]
+    alert.finding.inversion = {"text": "mail [EMAIL]", "text_clear": "mail jane@corp.example", "pii": []}
+    rx = Receiver()
+    try:
+        monkeypatch.setenv("VECLEAK_WEBHOOK_SECRET", "k")
+        plain = open_sink(f"webhook:{rx.url}", spool_dir=str(tmp_path / "s1"))
+        plain.send(alert)
+        plain.close({})
+        sealed = open_sink(f"webhook:{rx.url}", spool_dir=str(tmp_path / "s2"), reveal_public_key=str(pub))
+        sealed.send(alert)
+        sealed.close({})
+        default_body, reveal_body = rx.requests[0][2], rx.requests[1][2]
+        assert b"jane@corp.example" not in default_body and b"jane@corp.example" not in reveal_body
+        assert "text_sealed" not in orjson.loads(default_body)["vecleak"]["inversion"]
+        box = orjson.loads(reveal_body)["vecleak"]["inversion"]["text_sealed"]
+        assert unseal(soc, box, alert.event_id) == "mail jane@corp.example"
+        with pytest.raises(Exception):  # noqa: B017 - bound to its alert id (AEAD associated data)
+            unseal(soc, box, "another-alert")
+        with pytest.raises(Exception):  # noqa: B017 - and to the SOC key
+            unseal(X25519PrivateKey.generate(), box, alert.event_id)
+    finally:
+        rx.stop()

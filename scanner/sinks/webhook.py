@@ -22,6 +22,7 @@ import orjson
 
 from scanner.ecs import alert_to_ecs
 from scanner.model import Alert
+from scanner.reveal import add_sealed_text, load_public_key
 from scanner.sinks.httppost import post
 from scanner.sinks.spool import Spooled, default_spool_dir, spool_options
 
@@ -42,13 +43,14 @@ def verify(secret: bytes, timestamp: str, body: bytes, signature: str, tolerance
 class WebhookTransport:
     name = "webhook"
 
-    def __init__(self, url: str, secret: bytes, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, secret: bytes, timeout: float = 10.0, reveal_to: Any = None) -> None:
+        self.reveal_to = reveal_to  # X25519 public key: opt-in sealed clear text (scanner.reveal)
         self.url = url
         self.secret = secret
         self.timeout = timeout
 
     def render(self, alert: Alert) -> bytes:
-        return orjson.dumps(alert_to_ecs(alert))
+        return orjson.dumps(add_sealed_text(alert_to_ecs(alert), alert, self.reveal_to))
 
     def deliver(self, event_id: str, payload: bytes) -> None:
         ts = str(int(time.time()))  # signed at delivery, so a retried alert carries a fresh timestamp
@@ -71,7 +73,13 @@ def open(target: str, **options: Any) -> Spooled:  # noqa: A001 - the sink-modul
         raise ValueError("webhook sink needs the signing secret in $VECLEAK_WEBHOOK_SECRET")
     if not target.startswith(("http://", "https://")):
         raise ValueError(f"webhook target must be an http(s) URL, got {target!r}")
-    transport = WebhookTransport(target, secret.encode(), float(options.get("timeout", 10.0)))
+    reveal = options.get("reveal_public_key") or os.environ.get("VECLEAK_REVEAL_PUBLIC_KEY")
+    transport = WebhookTransport(
+        target,
+        secret.encode(),
+        float(options.get("timeout", 10.0)),
+        load_public_key(reveal) if reveal else None,
+    )
     return Spooled(
         transport,
         options.get("spool_dir") or default_spool_dir(f"webhook:{target}"),
