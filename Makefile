@@ -12,7 +12,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e '.[invert,es,dev]'
+	$(PIP) install --quiet -e '.[invert,es,otlp,dev]'
 	touch $@
 
 demo: setup

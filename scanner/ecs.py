@@ -58,7 +58,9 @@ def alert_to_ecs(alert: Alert, created: str | None = None) -> dict[str, Any]:
         },
         "rule": {"id": alert.rule_id, "name": alert.rule_title, "ruleset": "vecleak"},
         "tags": list(alert.tags),
-        "log": {"file": {"path": f.source.display}} if f.source.kind in ("file", "stdin", "tail") else {},
+        "log": {"file": {"path": f.source.display}}
+        if f.source.kind in ("file", "stdin", "tail", "trace")
+        else {},
         "vecleak": {
             "schema_version": SCHEMA_VERSION,
             "level": alert.level.name,

@@ -6,6 +6,7 @@ It never raises on bad input: anything a detector chokes on becomes a Diagnostic
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -69,6 +70,10 @@ class Pipeline:
                 )
         if not accepted:
             return result
+        for item, _ in accepted:
+            hints = item.record.context.get("hints")
+            if hints:  # evidence the source recorded beside the vector (a span's model name)
+                item.candidate.hints.update(hints)
         guesses = self.fingerprinter.guess_batch([item.candidate for item, _ in accepted])
         positions = _positions([item for item, _ in accepted])
         ignored = _ignored_lines(record)
@@ -88,6 +93,9 @@ class Pipeline:
                     record_context=item.record.context,
                 )
             )
+            beside = item.record.context.get("plaintext")
+            if beside:
+                result.findings.append(_plaintext_finding(result.findings[-1], beside))
         return result
 
     def candidates(self, record: Record) -> tuple[list[Candidate], list[Diagnostic]]:
@@ -139,6 +147,25 @@ class Pipeline:
                     )
                 )
         out.extend(_resolve_overlaps(found, record))
+
+
+def _plaintext_finding(vector: Finding, beside: dict) -> Finding:
+    """The input text recorded next to an embedding (a trace attribute): a leak in its own right.
+
+    It is located at the text's key, so its finding id differs from the vector's, and it keeps the
+    vector's hash so both can be tied together.
+    """
+    key = str(beside.get("attribute", ""))
+    context = dict(vector.record_context)
+    span = context.get("span")
+    if isinstance(span, dict):
+        context["span"] = {**span, "attribute": key, "vector_attribute": span.get("attribute")}
+    return dataclasses.replace(
+        vector,
+        candidate=dataclasses.replace(vector.candidate, key=key, json_path=key),
+        record_context=context,
+        kind="plaintext-beside-vector",
+    )
 
 
 def _resolve_overlaps(found: list[_Located], record: Record) -> list[_Located]:

@@ -117,6 +117,18 @@ def test_inversion_pii(pii, fires):
     assert ("vecleak.inversion.pii" in {a.rule_id for a in engine.sent}) is fires
 
 
+def test_trace_rules_on_real_vercel_spans(fixtures_dir):
+    """The real Vercel AI SDK capture: vectors in span attributes, with the embedded text beside them."""
+    spans = fixtures_dir / "Arize-ai__openinference__js__packages__openinference-vercel__test____fixtures____v6-spans__all-spans.json"
+    res = run_cli("scan", str(spans), "--format", "jsonl")
+    fired: dict[str, set[str]] = {}
+    for doc in alerts(res.stdout):
+        fired.setdefault(doc["rule"]["id"], set()).add(doc["vecleak"]["span"]["name"])
+    assert fired["vecleak.trace.span-embedding"] == {"ai.embed", "ai.embed.doEmbed"}
+    assert fired["vecleak.trace.plaintext-beside-vector"] == {"ai.embed", "ai.embed.doEmbed"}
+    assert "vecleak.log.embedding" not in fired  # a trace file is telemetry, not an application log
+
+
 def test_every_shipped_rule_has_a_test():
     tested = {
         "vecleak.log.embedding",
@@ -125,6 +137,8 @@ def test_every_shipped_rule_has_a_test():
         "vecleak.log.truncated-print",
         "vecleak.model.unknown",
         "vecleak.inversion.pii",
+        "vecleak.trace.span-embedding",
+        "vecleak.trace.plaintext-beside-vector",
     }
     shipped = {r.id for r in load_rules().rules}
     assert shipped <= tested, f"rules without a test: {sorted(shipped - tested)}"

@@ -119,10 +119,60 @@ class FileSource:
                 return
             stream, kind = _maybe_decompress(raw)
             before = self.progress.done
-            yield from read_stream(stream, source, self, raw=raw, compressed=kind)
+            stream, traced = _maybe_trace_document(stream, source)
+            if traced is not None:
+                yield from traced
+            else:
+                yield from read_stream(stream, source, self, raw=raw, compressed=kind)
             self.progress.done = before + stat.st_size
         finally:
             raw.close()
+
+
+class _Prefixed(io.RawIOBase):
+    """A stream with bytes already read put back in front (gzip streams cannot seek cheaply)."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self._head = head
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if self._head:
+            if size < 0 or size >= len(self._head):
+                out, self._head = self._head, b""
+                more = self._rest.read(-1 if size < 0 else size - len(out))
+                return out + more
+            out, self._head = self._head[:size], self._head[size:]
+            return out
+        return self._rest.read(size)
+
+
+def _maybe_trace_document(
+    stream: BinaryIO, source: SourceRef
+) -> tuple[BinaryIO, Iterator[Record | Diagnostic] | None]:
+    """A trace export (OTLP, Jaeger, Zipkin, SDK dumps) decoded span by span, so findings carry the
+    span identity; anything else comes back as a stream to scan as text, with nothing lost."""
+    from scanner import traces
+
+    try:
+        head = stream.read(65536)
+    except _DECOMPRESS_ERRORS:
+        return _Prefixed(b"", stream), None  # type: ignore[return-value]
+    if not head or not traces.may_be_trace(head):
+        return _Prefixed(head, stream), None  # type: ignore[return-value]
+    try:
+        data = head + stream.read(traces.MAX_DOCUMENT)
+    except _DECOMPRESS_ERRORS:
+        return _Prefixed(head, stream), None  # type: ignore[return-value]
+    # Its own source kind, so rules about trace stores (not application logs) apply to it.
+    traced = SourceRef(kind="trace", display=source.display, identity=source.identity, labels=source.labels)
+    records = traces.document_records(data, traced) if len(data) < traces.MAX_DOCUMENT else None
+    if records is None:
+        return io.BytesIO(data), None
+    return io.BytesIO(b""), records
 
 
 def _is_regular(mode: int) -> bool:

@@ -1,0 +1,1 @@
+"""OTLP/HTTP receiver and redacting forwarder behind ``vecleak serve --otlp``."""

@@ -1,0 +1,347 @@
+"""Trace files and the OTLP receiver, driven by the real OpenTelemetry SDK and its real exporters."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+from google.protobuf.json_format import MessageToJson
+from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.exporter.otlp.proto.http import Compression
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from scanner.model import vector_sha256
+from tests.conftest import FIXTURES, alerts, run_cli, unit_vectors
+from tests.otlp_helpers import Capture, vecleak_serve
+
+SERVICE = "rag-api"
+
+
+def _planted(seed: int) -> dict[str, np.ndarray]:
+    v = unit_vectors(4, 384, seed=seed)
+    return {"oi": v[0], "vercel": v[1], "event": v[2], "log": v[3]}
+
+
+def _emit_spans(provider: TracerProvider, vecs: dict[str, np.ndarray]) -> dict[str, tuple[str, str, str]]:
+    """OpenInference, Vercel AI SDK and OpenLLMetry-style spans; returns sha -> (trace, span, attribute)."""
+    tracer = provider.get_tracer("test")
+    where: dict[str, tuple[str, str, str]] = {}
+    with tracer.start_as_current_span("CreateEmbeddings") as span:
+        span.set_attribute("openinference.span.kind", "EMBEDDING")
+        span.set_attribute("embedding.model_name", "all-MiniLM-L6-v2")
+        span.set_attribute("embedding.embeddings.0.embedding.text", "my account number is 4411")
+        span.set_attribute("embedding.embeddings.0.embedding.vector", [float(x) for x in vecs["oi"]])
+        ctx = span.get_span_context()
+        where[vector_sha256(vecs["oi"])] = (
+            f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}", "embedding.embeddings.0.embedding.vector"
+        )  # fmt: skip
+    with tracer.start_as_current_span("ai.embed") as span:
+        span.set_attribute("ai.model.id", "text-embedding-3-small")
+        span.set_attribute("ai.value", '"where is my parcel"')
+        span.set_attribute("ai.embedding", json.dumps([float(x) for x in vecs["vercel"]]))
+        ctx = span.get_span_context()
+        where[vector_sha256(vecs["vercel"])] = (f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}", "ai.embedding")
+    with tracer.start_as_current_span("chroma.query") as span:
+        span.add_event(
+            "db.query.embeddings", {"db.query.embeddings.vector": [float(x) for x in vecs["event"]]}
+        )
+        ctx = span.get_span_context()
+        where[vector_sha256(vecs["event"])] = (
+            f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}", "db.query.embeddings.vector"
+        )  # fmt: skip
+    return where
+
+
+def _emit_log(provider: LoggerProvider, vec: np.ndarray) -> None:
+    """OpenLLMetry's gen_ai.choice log event: the vector in the body's message.content."""
+    provider.get_logger("openllmetry").emit(
+        body={"index": 0, "message": {"content": [float(x) for x in vec]}},
+        event_name="gen_ai.choice",
+        attributes={"gen_ai.system": "openai"},
+    )
+
+
+def _resource() -> Resource:
+    return Resource.create({"service.name": SERVICE})
+
+
+def _by_sha(docs: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for d in docs:
+        out.setdefault(d["vecleak"]["vector"]["sha256"], []).append(d)
+    return out
+
+
+def _assert_identity(docs: list[dict], where: dict[str, tuple[str, str, str]]) -> None:
+    found = _by_sha([d for d in docs if d["vecleak"]["finding"]["kind"] == "embedding"])
+    for sha, (trace_id, span_id, attribute) in where.items():
+        assert sha in found, f"planted vector {attribute} not reported"
+        doc = found[sha][0]
+        assert doc["service"]["name"] == SERVICE
+        assert doc["vecleak"]["span"]["trace_id"] == trace_id
+        assert doc["vecleak"]["span"]["span_id"] == span_id
+        assert doc["vecleak"]["span"]["attribute"] == attribute
+        assert doc["vecleak"]["span"]["name"]
+
+
+def _wait_for(path: Path, pred, timeout: float = 30) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    docs: list[dict] = []
+    while time.monotonic() < deadline:
+        if path.exists():
+            docs = [orjson.loads(x) for x in path.read_bytes().splitlines() if x.strip()]
+            if pred(docs):
+                return docs
+        time.sleep(0.1)
+    return docs
+
+
+# ---- trace files --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sdk_capture() -> tuple[list, list, dict, np.ndarray]:
+    spans_mem = InMemorySpanExporter()
+    tp = TracerProvider(resource=_resource())
+    tp.add_span_processor(SimpleSpanProcessor(spans_mem))
+    vecs = _planted(1)
+    where = _emit_spans(tp, vecs)
+    tp.shutdown()
+    logs_mem = InMemoryLogRecordExporter()
+    lp = LoggerProvider(resource=_resource())
+    lp.add_log_record_processor(SimpleLogRecordProcessor(logs_mem))
+    _emit_log(lp, vecs["log"])
+    lp.shutdown()
+    return list(spans_mem.get_finished_spans()), list(logs_mem.get_finished_logs()), where, vecs["log"]
+
+
+def _scan(path: Path) -> list[dict]:
+    proc = run_cli("scan", "--format", "jsonl", str(path))
+    assert proc.returncode == 3, proc.stderr.decode()
+    return alerts(proc.stdout)
+
+
+def test_console_exporter_span_file(sdk_capture, tmp_path: Path) -> None:
+    spans, _, where, _ = sdk_capture
+    path = tmp_path / "console.txt"
+    path.write_text("".join(s.to_json() + "\n" for s in spans))  # what ConsoleSpanExporter writes
+    _assert_identity(_scan(path), where)
+
+
+def test_otlp_json_and_protobuf_files(sdk_capture, tmp_path: Path) -> None:
+    spans, logs, where, log_vec = sdk_capture
+    j = tmp_path / "traces.json"
+    j.write_text(MessageToJson(encode_spans(spans)))  # the SDK's encoder, protobuf's JSON mapping
+    _assert_identity(_scan(j), where)
+    pb = tmp_path / "traces.pb"
+    pb.write_bytes(encode_spans(spans).SerializeToString())
+    _assert_identity(_scan(pb), where)
+    lj = tmp_path / "logs.json.gz"
+    lj.write_bytes(gzip.compress(MessageToJson(encode_logs(logs)).encode()))
+    docs = _by_sha(_scan(lj))
+    log_doc = docs[vector_sha256(log_vec)][0]
+    assert log_doc["service"]["name"] == SERVICE
+    assert log_doc["vecleak"]["span"]["name"] == "gen_ai.choice"
+    assert log_doc["vecleak"]["span"]["attribute"] == "body"
+
+
+def test_plaintext_beside_vector_and_model_hint(sdk_capture, tmp_path: Path) -> None:
+    spans, _, _, _ = sdk_capture
+    path = tmp_path / "traces.pb"
+    path.write_bytes(encode_spans(spans).SerializeToString())
+    docs = _scan(path)
+    plain = [d for d in docs if d["rule"]["id"] == "vecleak.trace.plaintext-beside-vector"]
+    attrs = {d["vecleak"]["span"]["attribute"] for d in plain}
+    assert attrs == {"embedding.embeddings.0.embedding.text", "ai.value"}
+    assert all(d["vecleak"]["finding"]["kind"] == "plaintext-beside-vector" for d in plain)
+    text = path.read_bytes()
+    for d in docs:  # alerts name the leak; they never repeat the text or the vector
+        assert b"account number" in text and "account number" not in json.dumps(d)
+    assert {d["rule"]["id"] for d in docs} >= {"vecleak.trace.span-embedding"}
+    assert not any(d["rule"]["id"] == "vecleak.log.embedding" for d in docs)
+
+
+def test_jaeger_and_zipkin_files(tmp_path: Path) -> None:
+    v = unit_vectors(2, 256, seed=7)
+    as_str = [json.dumps([float(x) for x in row]) for row in v]  # exporters stringify arrays
+    jaeger = {"data": [{"traceID": "5b8aa5a2d2c872e8321cf37308d69df2", "processes": {"p1": {"serviceName": SERVICE}},
+              "spans": [{"traceID": "5b8aa5a2d2c872e8321cf37308d69df2", "spanID": "051581bf3cb55c13",
+                         "operationName": "embed", "processID": "p1",
+                         "tags": [{"key": "embedding.embeddings.0.embedding.vector", "type": "string", "value": as_str[0]}],
+                         "logs": []}]}]}  # fmt: skip
+    zipkin = [{"traceId": "5b8aa5a2d2c872e8321cf37308d69df2", "id": "5fb397be34d26b51", "name": "embed",
+               "localEndpoint": {"serviceName": SERVICE}, "tags": {"ai.embedding": as_str[1]}}]  # fmt: skip
+    (tmp_path / "jaeger.json").write_text(json.dumps(jaeger, indent=2))
+    (tmp_path / "zipkin.json").write_text(json.dumps(zipkin))
+    _assert_identity(
+        _scan(tmp_path / "jaeger.json"),
+        {vector_sha256(v[0]): ("5b8aa5a2d2c872e8321cf37308d69df2", "051581bf3cb55c13", "embedding.embeddings.0.embedding.vector")},
+    )  # fmt: skip
+    _assert_identity(
+        _scan(tmp_path / "zipkin.json"),
+        {vector_sha256(v[1]): ("5b8aa5a2d2c872e8321cf37308d69df2", "5fb397be34d26b51", "ai.embedding")},
+    )
+
+
+def test_real_vercel_ai_sdk_fixtures() -> None:
+    files = sorted(FIXTURES.glob("Arize-ai__openinference__js__*v6-spans__*.json"))
+    if not files:
+        pytest.skip("real fixtures not present")
+    for path in files:
+        docs = [d for d in _scan(path) if d["vecleak"]["finding"]["kind"] == "embedding"]
+        assert docs, path.name
+        for d in docs:
+            span = d["vecleak"]["span"]
+            assert len(span["trace_id"]) == 32 and len(span["span_id"]) == 16
+            assert span["attribute"] in ("ai.embedding", "ai.embeddings[0]")
+            assert d["vecleak"]["vector"]["dim"] == 1536
+
+
+def test_non_trace_json_still_scanned_as_text(tmp_path: Path) -> None:
+    v = unit_vectors(1, 384, seed=3)[0]
+    path = tmp_path / "app.log"
+    path.write_text('{"msg": "embedded", "embedding": ' + json.dumps([float(x) for x in v]) + "}\n")
+    docs = _scan(path)
+    assert docs and "span" not in docs[0]["vecleak"]
+
+
+# ---- the receiver -------------------------------------------------------------------------------
+
+
+def test_receiver_with_real_sdk_exporters(tmp_path: Path) -> None:
+    out = tmp_path / "alerts.jsonl"
+    vecs = _planted(2)
+    with vecleak_serve(out) as port:
+        tp = TracerProvider(resource=_resource())
+        tp.add_span_processor(
+            SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"http://127.0.0.1:{port}/v1/traces", compression=Compression.Gzip))
+        )  # fmt: skip
+        where = _emit_spans(tp, vecs)
+        tp.shutdown()
+        lp = LoggerProvider(resource=_resource())
+        lp.add_log_record_processor(
+            SimpleLogRecordProcessor(OTLPLogExporter(endpoint=f"http://127.0.0.1:{port}/v1/logs"))
+        )
+        _emit_log(lp, vecs["log"])
+        lp.shutdown()
+        everything = {*where, vector_sha256(vecs["log"])}
+        docs = _wait_for(out, lambda ds: everything <= set(_by_sha(ds)))
+    _assert_identity(docs, where)
+    log_doc = _by_sha(docs)[vector_sha256(vecs["log"])][0]
+    assert log_doc["vecleak"]["span"]["name"] == "gen_ai.choice"
+    assert log_doc["vecleak"]["source"]["kind"] == "otlp"
+    assert any(d["rule"]["id"] == "vecleak.trace.plaintext-beside-vector" for d in docs)
+
+
+def _post(port: int, path: str, body: bytes, ctype: str = "application/json", **headers: str):
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", data=body, method="POST", headers={"Content-Type": ctype, **headers}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+def test_receiver_status_codes_and_partial_success(sdk_capture, tmp_path: Path) -> None:
+    spans, _, where, _ = sdk_capture
+    doc = json.loads(MessageToJson(encode_spans(spans)))
+    doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"] = "not-an-id"
+    with vecleak_serve(tmp_path / "a.jsonl") as port:
+        assert _post(port, "/v1/metrics", b"{}")[0] == 404
+        assert _post(port, "/v1/traces", b"{}", "text/plain")[0] == 415
+        assert _post(port, "/v1/traces", b"{not json")[0] == 400
+        assert _post(port, "/v1/traces", b"\x0a\xff\xff", "application/x-protobuf")[0] == 400
+        status, headers, body = _post(
+            port, "/v1/traces", gzip.compress(json.dumps(doc).encode()), **{"Content-Encoding": "gzip"}
+        )
+        assert status == 200 and headers["Content-Type"] == "application/json"
+        assert json.loads(body)["partialSuccess"]["rejectedSpans"] == 1
+        status, _, body = _post(
+            port, "/v1/traces", encode_spans(spans).SerializeToString(), "application/x-protobuf"
+        )
+        assert status == 200 and body == b""  # an empty ExportTraceServiceResponse: full success
+
+
+def test_receiver_refuses_with_503_when_queue_full() -> None:
+    import threading
+
+    from scanner.otlp.receiver import OtlpReceiver
+
+    release = threading.Event()
+    recv = OtlpReceiver("127.0.0.1", 0, lambda _s, _v: release.wait(30), queue_bytes=4096)
+    recv.start()
+    try:
+        port = recv.address[1]
+        body = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "ab" * 16, "spanId": "cd" * 8,
+                           "name": "x", "attributes": [{"key": "k", "value": {"stringValue": "v" * 300}}]}]}]}]}).encode()  # fmt: skip
+        statuses = [_post(port, "/v1/traces", body) for _ in range(6)]
+        codes = [s for s, _, _ in statuses]
+        assert codes[0] == 200 and 503 in codes  # the worker is blocked: the queue fills, then 503
+        assert all(h.get("Retry-After") for s, h, _ in statuses if s == 503)
+    finally:
+        release.set()
+        recv.stop()
+
+
+def test_redacting_proxy_forwards_no_vector(tmp_path: Path) -> None:
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from scanner.traces import otlp_proto
+    from scanner.traces.base import SpanView
+
+    capture = Capture()
+    out = tmp_path / "alerts.jsonl"
+    vecs = _planted(3)
+    try:
+        with vecleak_serve(out, "--forward", f"http://127.0.0.1:{capture.port}", "--redact") as port:
+            tp = TracerProvider(resource=_resource())
+            tp.add_span_processor(
+                SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"http://127.0.0.1:{port}/v1/traces"))
+            )
+            where = _emit_spans(tp, vecs)
+            tp.shutdown()
+            lp = LoggerProvider(resource=_resource())
+            lp.add_log_record_processor(
+                SimpleLogRecordProcessor(OTLPLogExporter(endpoint=f"http://127.0.0.1:{port}/v1/logs"))
+            )
+            _emit_log(lp, vecs["log"])
+            lp.shutdown()
+            deadline = time.monotonic() + 30
+            while len(capture.requests) < 4 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            docs = _wait_for(out, lambda ds: set(where) <= set(_by_sha(ds)))
+    finally:
+        capture.close()
+    _assert_identity(docs, where)  # scanned as well as forwarded
+    views: list[SpanView] = []
+    for path, _ctype, body in capture.requests:
+        if path == "/v1/traces":
+            views += otlp_proto.views_from_traces(ExportTraceServiceRequest.FromString(body))
+        else:
+            views += otlp_proto.views_from_logs(ExportLogsServiceRequest.FromString(body))
+    assert {v.name for v in views} == {"CreateEmbeddings", "ai.embed", "chroma.query", "gen_ai.choice"}
+    forwarded = json.dumps([[v.attributes, v.events, v.body] for v in views])
+    for vec in vecs.values():
+        assert f"sha256={vector_sha256(vec)} dim=384" in forwarded
+        assert repr(float(vec[5])) not in forwarded
+    assert "embedding.model_name" in forwarded and "all-MiniLM-L6-v2" in forwarded  # the rest is intact
+    redacted = forwarded.count("[vecleak:redacted")
+    assert redacted == 4
