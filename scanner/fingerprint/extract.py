@@ -8,6 +8,7 @@ VCR body) are re-scanned with every detector, as the pipeline does. Insta/YAML b
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ class Found:
     candidate: Candidate
     line: int
     sha256: str
+    hints: dict[str, str]
 
 
 def scan_bytes(
@@ -36,20 +38,20 @@ def scan_bytes(
     found: dict[str, Found] = {}
     diagnostics: list[Diagnostic] = []
     root = Record(data=data, source=SourceRef("file", display, display))
-    for item, line in _walk(root, diagnostics):
+    for item, line, hints in _walk(root, diagnostics):
         if item.dim < min_dim or item.values.ndim != 1 or not np.all(np.isfinite(item.values)):
             continue
         digest = vector_sha256(item.values)
-        found.setdefault(digest, Found(item, line, digest))
+        found.setdefault(digest, Found(item, line, digest, {**hints, **item.hints}))
     if not found and b"- - " in data:
         for cand in _yaml_block_lists(data, diagnostics, display):
             if cand.dim >= min_dim:
                 digest = vector_sha256(cand.values)
-                found.setdefault(digest, Found(cand, 1, digest))
+                found.setdefault(digest, Found(cand, 1, digest, {}))
     return list(found.values()), diagnostics
 
 
-def _walk(record: Record, diagnostics: list[Diagnostic]) -> Iterator[tuple[Candidate, int]]:
+def _walk(record: Record, diagnostics: list[Diagnostic]) -> Iterator[tuple[Candidate, int, dict[str, str]]]:
     for detector in detectors.REGISTRY:
         if not detector.may_contain(record.data):
             continue
@@ -63,7 +65,7 @@ def _walk(record: Record, diagnostics: list[Diagnostic]) -> Iterator[tuple[Candi
         for item in items:
             if isinstance(item, Candidate):
                 line = record.line if record.nested else record.line + record.data.count(b"\n", 0, item.start)
-                yield item, line
+                yield item, line, context_hints(record.data, item.start, item.end)
             elif isinstance(item, Record):
                 if item.depth <= MAX_DEPTH:
                     yield from _walk(item, diagnostics)
@@ -87,3 +89,25 @@ def _yaml_block_lists(data: bytes, diagnostics: list[Diagnostic], display: str) 
             if isinstance(row, list) and row and all(isinstance(x, int | float) for x in row):
                 values = np.asarray(row, dtype=np.float32)
                 yield Candidate(values=values, encoding="yaml-list", start=0, end=len(data), precision="f32")
+
+
+# ``"model": "text-embedding-3-small"`` (also escaped inside JSON strings), ``model_name=…``,
+# OpenInference ``embedding.model_name``: a model name printed next to the vector.
+_MODEL_NAME = re.compile(
+    rb"""(?:model(?:_name|Version)?|embedding\.model_name)\\?["']?\s*[:=]\s*\\?["']([A-Za-z0-9][\w.:/\-]{1,80})"""
+)
+HINT_WINDOW = 800
+
+
+def context_hints(data: bytes, start: int, end: int) -> dict[str, str]:
+    """A model name within HINT_WINDOW bytes before or after the payload, nearest first."""
+    best: tuple[int, str] | None = None
+    for lo, hi, anchor in (
+        (max(0, start - HINT_WINDOW), start, start),
+        (end, min(len(data), end + HINT_WINDOW), end),
+    ):
+        for m in _MODEL_NAME.finditer(data, lo, hi):
+            distance = abs(m.start() - anchor)
+            if best is None or distance < best[0]:
+                best = (distance, m.group(1).decode("utf-8", "replace"))
+    return {"model": best[1]} if best else {}
