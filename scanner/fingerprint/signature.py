@@ -135,7 +135,8 @@ def build_signature(model: str, vectors: np.ndarray, sources: tuple[str, ...] = 
             c_mu[i] = np.mean(cs)
             # few samples: widen the spread so one lucky pair does not make the model look tighter than it is
             spread = np.std(cs, ddof=1) if n > 2 else 0.0
-            c_sd[i] = np.sqrt(spread**2 + (0.1 if n < 4 else 0.05) ** 2)
+            # (two similar documents give a high, tight LOO cosine that unrelated texts will not reach)
+            c_sd[i] = np.sqrt(spread**2 + _small_sample_sd(n) ** 2)
     else:
         heldout = "none"
         mean, comps = unit[0], np.zeros((0, dim))
@@ -159,6 +160,11 @@ def build_signature(model: str, vectors: np.ndarray, sources: tuple[str, ...] = 
         fp16_share=fp16,
         sources=tuple(sources),
     )
+
+
+def _small_sample_sd(n: int) -> float:
+    """Extra spread for a leave-one-out estimate from n vectors (few, often similar, texts)."""
+    return 0.25 if n < 4 else 0.12 if n < 8 else 0.05
 
 
 def file_name(model: str) -> str:
