@@ -93,6 +93,7 @@ class _Group:
     norm_lo: np.ndarray
     norm_hi: np.ndarray
     fp16_model: np.ndarray  # (h,) bool: catalog says fp16 and the size is native
+    texts: list[tuple[str, str, str, str]]  # per hypothesis: reason parts that do not depend on the vector
 
 
 class Fingerprinter:
@@ -192,6 +193,7 @@ class Fingerprinter:
             fp16_model=np.array(
                 [hy.spec.precision == "fp16" and hy.kind == "native" for hy in hyps], dtype=bool
             ),
+            texts=[_static_texts(hy) for hy in hyps],
         )
 
     # ------------------------------------------------------------------ evidence
@@ -208,7 +210,7 @@ class Fingerprinter:
             norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))
             finite = np.isfinite(norms) & (norms > 0)
             xn = x / np.where(finite, norms, 1.0).astype(np.float32)[:, None]
-            fp16 = np.all(x.astype(np.float16).astype(np.float32) == x, axis=1)
+            fp16 = _fp16_exact(x)
         if precision is not None:
             declared = np.array(
                 [precision == "fp16"] * n if isinstance(precision, str) else [p == "fp16" for p in precision]
@@ -263,7 +265,6 @@ class Fingerprinter:
         g = self.group(x.shape[1])
         logits = g.log_prior[None, :] + ev["llr"]
         row_hints = _row_hints(hints, n)
-        results: list[list[ModelGuess]] = []
         log_unknown = math.log(UNKNOWN_PRIOR)
         if logits.shape[1]:
             top = logits.max(axis=1)
@@ -272,17 +273,23 @@ class Fingerprinter:
             post = np.exp(logits - best[:, None]) / denom[:, None]
         else:
             post = np.zeros((n, 0))
-        for i in range(n):
+        results: list[list[ModelGuess]] = [[] for _ in range(n)]
+        mask = (post >= MIN_CONFIDENCE) & (ev["llr"] >= MIN_EVIDENCE)
+        hinted = np.array([h is not None for h in row_hints], dtype=bool)
+        count = mask.sum(axis=1)
+        best = np.where(mask, post, -1.0).argmax(axis=1) if mask.shape[1] else count
+        # only rows with a guess (or a hint) pay for Python-level work
+        for i in np.flatnonzero(mask.any(axis=1) | hinted):
             if row_hints[i]:
-                results.append(self._with_hint(g, ev, i, logits[i], row_hints[i]))
+                results[i] = self._with_hint(g, ev, i, logits[i], row_hints[i])
                 continue
-            row = post[i]
-            idx = np.flatnonzero((row >= MIN_CONFIDENCE) & (ev["llr"][i] >= MIN_EVIDENCE))
-            if idx.size == 0:
-                results.append([])
+            if count[i] == 1:
+                j = int(best[i])
+                results[i] = [self._make(g, ev, i, j, float(post[i, j]))]
                 continue
-            idx = idx[np.argsort(-row[idx])][:MAX_GUESSES]
-            results.append([self._make(g, ev, i, j, float(row[j])) for j in idx])
+            idx = np.flatnonzero(mask[i])
+            idx = idx[np.argsort(-post[i, idx])][:MAX_GUESSES]
+            results[i] = [self._make(g, ev, i, int(j), float(post[i, j])) for j in idx]
         return results
 
     def _with_hint(
@@ -357,32 +364,18 @@ class Fingerprinter:
 
     def _make(self, g: _Group, ev: dict[str, np.ndarray], i: int, j: int, conf: float) -> ModelGuess:
         hy = g.hyps[j]
-        sig = hy.signature
-        reasons = [_dim_reason(hy.spec, g.dim, hy.kind)]
-        if "c" in ev:
-            reasons.append(
-                f"cosine {ev['c'][i, j]:.2f} to the model's mean direction (its outputs: {hy.c_mu:.2f}±{hy.c_sd:.2f}; "
-                f"unrelated vectors: 0±{1 / math.sqrt(g.dim):.2f})"
-            )
-            if hy.k:
-                reasons.append(
-                    f"{ev['e'][i, j]:.2f} of its energy in the model's {hy.k} principal directions "
-                    f"(its outputs: {hy.e_mu:.2f}; unrelated: {hy.k / g.dim:.2f})"
-                )
+        static = g.texts[j]
+        reasons = [static[0], f"cosine {ev['c'][i, j]:.2f}{static[1]}"]
+        if hy.k:
+            reasons.append(f"{ev['e'][i, j]:.2f}{static[2]}")
         norm = float(ev["norm"][i])
-        reasons.append(f"norm {norm:.4g}" + (" (unit)" if abs(norm - 1) < UNIT_TOL else ""))
+        reasons.append("norm 1 (unit)" if abs(norm - 1) < UNIT_TOL else f"norm {norm:.4g}")
         if ev["fp16"][i]:
             reasons.append(
                 "values are fp16-exact" + (" as this provider emits" if hy.spec.precision == "fp16" else "")
             )
-        if sig is not None:
-            reasons.append(f"signature from {sig.n} vector(s), held-out method: {sig.heldout}")
-        return ModelGuess(
-            model=hy.spec.id,
-            confidence=round(conf, 4),
-            reasons=tuple(reasons),
-            truncated_from=hy.truncated_from,
-        )
+        reasons.append(static[3])
+        return ModelGuess(hy.spec.id, round(conf, 4), tuple(reasons), hy.truncated_from)
 
     def dimension_matches(self, dim: int) -> list[str]:
         """Catalog models that can emit ``dim`` values (for 'unknown' explanations; not an attribution)."""
@@ -406,6 +399,37 @@ def _dim_reason(spec: ModelSpec, dim: int, kind: str) -> str:
     return (
         f"{dim} dims: a prefix of the {spec.dim}-dim output, cut downstream (e.g. TEI 'dimensions', slicing)"
     )
+
+
+def _static_texts(hy: Hypothesis) -> tuple[str, str, str, str]:
+    sig = hy.signature
+    return (
+        _dim_reason(hy.spec, hy.dim, hy.kind),
+        f" to the model's mean direction (its outputs: {hy.c_mu:.2f}±{hy.c_sd:.2f}; unrelated vectors: 0±{1 / math.sqrt(hy.dim):.2f})",
+        f" of its energy in the model's {hy.k} principal directions (its outputs: {hy.e_mu:.2f}; unrelated: {hy.k / hy.dim:.2f})",
+        f"signature from {sig.n} vector(s), held-out method: {sig.heldout}" if sig else "no signature",
+    )
+
+
+_FP16_MANTISSA = np.uint32(0x1FFF)
+
+
+def _fp16_exact(x: np.ndarray) -> np.ndarray:
+    """Rows whose every value is exactly a float16 (low 13 mantissa bits zero, within fp16 range).
+
+    A bit test instead of a float16 round trip (several times faster). Rows are screened on their
+    first 16 values, where almost every non-fp16 row already fails. fp16 subnormals (|v| < 6.1e-5)
+    are treated as exact when their low bits are zero: close enough for a hint.
+    """
+    head = x[:, :16]
+    ok = ~np.any(head.view(np.uint32) & _FP16_MANTISSA, axis=1) & np.all(np.abs(head) <= 65504, axis=1)
+    rows = np.flatnonzero(ok)
+    if rows.size:
+        rest = x[rows]
+        ok[rows] = ~np.any(rest.view(np.uint32) & _FP16_MANTISSA, axis=1) & np.all(
+            np.abs(rest) <= 65504, axis=1
+        )
+    return ok
 
 
 def _lognorm(x: np.ndarray | float, mu: np.ndarray | float, sd: np.ndarray | float) -> np.ndarray:
