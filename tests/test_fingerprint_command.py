@@ -7,10 +7,9 @@ import json
 
 import numpy as np
 import pytest
+from fingerprint_support import FIXTURES, MINILM, needs_fixtures
 
 from scanner.commands import fingerprint as command
-
-from .fingerprint_support import FIXTURES, MINILM, needs_fixtures
 
 PINECONE = "traceloop__openllmetry__packages__opentelemetry-instrumentation-pinecone__tests__cassettes__test_query__test_pinecone_retrieval.yaml"
 TEI = "huggingface__text-embeddings-inference__router__tests__snapshots__test_http_embed__mrl_embeddings_batch.snap"
@@ -20,7 +19,7 @@ def run(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="vecleak")
     command.register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["fingerprint", *argv])
-    return args.run(args)
+    return args.func(args)
 
 
 @needs_fixtures
@@ -56,11 +55,12 @@ def test_npy_input_and_unknown_explanation(tmp_path, capsys):
 
 
 def test_unreadable_and_empty_inputs(tmp_path, capsys):
-    assert run(str(tmp_path / "missing.log")) == 2
+    assert run(str(tmp_path / "missing.log")) == 1
     (tmp_path / "empty.log").write_bytes(b"no vectors here\n[1, 2, 3]\n")
-    assert run(str(tmp_path / "empty.log")) == 1
+    assert run(str(tmp_path / "empty.log")) == 0
+    assert "0 vector(s)" in capsys.readouterr().out
     (tmp_path / "bad.npy").write_bytes(b"not numpy")
-    assert run(str(tmp_path / "bad.npy")) == 1
+    assert run(str(tmp_path / "bad.npy")) == 0
     assert "not a readable .npy" in capsys.readouterr().err
 
 
@@ -74,3 +74,46 @@ def test_flags(flag, capsys):
         assert "    - " not in out
     else:
         assert "seen next to the vector" not in out
+
+
+@needs_fixtures
+def test_through_the_real_cli(tmp_path):
+    from conftest import run_cli
+
+    proc = run_cli("fingerprint", "--brief", str(FIXTURES / TEI))
+    assert proc.returncode == 0, proc.stderr
+    assert b"sentence-transformers/all-MiniLM-L6-v2" in proc.stdout and b"truncated from 384" in proc.stdout
+
+
+@needs_fixtures
+def test_pipeline_findings_carry_the_fingerprint():
+    from scanner.model import Record, SourceRef
+    from scanner.pipeline import Pipeline
+
+    path = FIXTURES / PINECONE
+    result = Pipeline().scan(Record(path.read_bytes(), SourceRef("file", str(path), str(path))))
+    assert result.findings
+    assert all(
+        f.model is not None and f.model.model == "openai/text-embedding-ada-002" for f in result.findings
+    )
+
+
+def test_summarised_print_is_named_only_by_its_context():
+    from scanner.fingerprint import Fingerprinter
+    from scanner.model import Candidate
+
+    fp = Fingerprinter()
+    part = np.array([0.1, -0.2, 0.3, 0.1, -0.05, 0.02], dtype=np.float32)
+    bare = Candidate(values=part, encoding="numpy-repr", start=0, end=1, truncated=True, declared_dim=1536)
+    named = Candidate(
+        values=part,
+        encoding="numpy-repr",
+        start=0,
+        end=1,
+        truncated=True,
+        declared_dim=1536,
+        hints={"model": "text-embedding-3-small"},
+    )
+    out = fp.guess_batch([bare, named])
+    assert out[0] == [] and out[1][0].model == "openai/text-embedding-3-small"
+    assert fp.guess_batch([]) == []

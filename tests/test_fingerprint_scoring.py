@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fingerprint_support import COHERE_LIGHT, MINILM, minilm, needs_fixtures, real_vectors, unit
 
 from scanner.fingerprint import Fingerprinter, SourceAggregator, confirm, default_fingerprinter, reftext
 from scanner.fingerprint.signature import build_signature
 from scanner.model import ModelGuess
-
-from .fingerprint_support import COHERE_LIGHT, MINILM, minilm, needs_fixtures, real_vectors, unit
 
 COMMON_DIMS = (128, 256, 384, 512, 768, 1024, 1536, 3072, 4096)
 
@@ -67,9 +66,9 @@ def test_real_fixture_vectors_held_out_are_right_or_unknown(fp):
 def test_every_real_fixture_vector_with_its_context_hint_held_out(fp):
     """With the model name printed next to it (as in the payload) every fixture vector is attributed,
     even the ones whose model then has no signature left (one-vector models)."""
-    from scanner.fingerprint.extract import scan_bytes
+    from fingerprint_support import FIXTURES
 
-    from .fingerprint_support import FIXTURES
+    from scanner.fingerprint.extract import scan_bytes
 
     for model, items in real_vectors().items():
         vectors = np.array([v for _, v in items])

@@ -5,7 +5,7 @@ vector its ranked model candidates with confidence and reasons, and the pooled a
 file (one source, one model). Raw values are never printed: vectors are named by line, size and a
 SHA-256 prefix.
 
-Exit status: 0 when at least one vector was found, 1 when none, 2 when FILE cannot be read.
+Exit status (the CLI contract): 0 done (also when no vector was found), 1 FILE cannot be read.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "--no-context-hints", action="store_true", help="ignore model names printed next to vectors"
     )
     parser.add_argument("--brief", action="store_true", help="no reasons, one line per vector")
-    parser.set_defaults(run=run)
+    parser.set_defaults(func=run)
     return parser
 
 
@@ -52,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
     except OSError as exc:
-        print(f"vecleak fingerprint: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
+        print(f"error: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     rows: list[dict[str, Any]] = []
     if args.file.endswith(".npy"):
         rows = _npy_rows(data, args.file)
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
                 for g in overall:
                     for reason in g.reasons:
                         print(f"    - {reason}", file=out)
-    return 0 if rows else 1
+    return 0
 
 
 def _npy_rows(data: bytes, name: str) -> list[dict[str, Any]]:
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vecleak")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["fingerprint", *(argv if argv is not None else sys.argv[1:])])
-    return args.run(args)
+    return args.func(args)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from scanner.model import ModelGuess
+from scanner.model import Candidate, ModelGuess
 
 from .catalog import Catalog, ModelSpec, load_catalog
 from .signature import MIN_PREFIX, Signature, load_signature
@@ -99,7 +99,14 @@ class _Group:
 class Fingerprinter:
     """Load once (:meth:`load`), then call :meth:`guess` / :meth:`guess_batch` per vector or batch."""
 
-    def __init__(self, catalog: Catalog, signatures: Mapping[str, Signature]) -> None:
+    def __init__(
+        self, catalog: Catalog | None = None, signatures: Mapping[str, Signature] | None = None
+    ) -> None:
+        if catalog is None and signatures is None:  # the pipeline's ``Fingerprinter()``: packaged data
+            base = default_fingerprinter()
+            catalog, signatures = base.catalog, base.signatures
+        if catalog is None or signatures is None:
+            raise ValueError("give both a catalog and signatures, or neither")
         self.catalog = catalog
         self.signatures = dict(signatures)
         for model, sig in self.signatures.items():
@@ -252,11 +259,17 @@ class Fingerprinter:
 
     def guess_batch(
         self,
-        matrix: np.ndarray,
+        matrix: np.ndarray | Sequence[Candidate],
         precision: str | Sequence[str | None] | None = None,
         hints: Mapping[str, Any] | Sequence[Mapping[str, Any] | None] | None = None,
     ) -> list[list[ModelGuess]]:
-        """Ranked guesses for each row of an (n, d) matrix of same-size vectors, one matrix product."""
+        """Ranked guesses for each row of an (n, d) matrix of same-size vectors, one matrix product.
+
+        Also accepts a sequence of :class:`~scanner.model.Candidate` of mixed sizes (the pipeline's
+        call): see :meth:`guess_candidates`.
+        """
+        if not isinstance(matrix, np.ndarray) and (len(matrix) == 0 or isinstance(matrix[0], Candidate)):
+            return self.guess_candidates(matrix)  # type: ignore[arg-type]
         x = np.asarray(matrix, dtype=np.float32)
         if x.ndim != 2:
             raise ValueError("guess_batch expects an (n, d) matrix; group vectors by size first")
@@ -291,6 +304,48 @@ class Fingerprinter:
             idx = idx[np.argsort(-post[i, idx])][:MAX_GUESSES]
             results[i] = [self._make(g, ev, i, int(j), float(post[i, j])) for j in idx]
         return results
+
+    def guess_candidates(self, candidates: Sequence[Candidate]) -> list[list[ModelGuess]]:
+        """Guesses for detector candidates of any sizes: grouped by size, one batch per group.
+
+        A candidate whose print was summarised (``truncated``: numpy's ``[a, b, …, z]``) has no full
+        vector to test, so only a model name in its context can name a model.
+        """
+        out: list[list[ModelGuess]] = [[] for _ in candidates]
+        groups: dict[int, list[int]] = {}
+        for i, c in enumerate(candidates):
+            values = c.values
+            if c.truncated or values.ndim != 1 or values.shape[0] != c.dim:
+                out[i] = self._hint_only(c)
+            elif values.shape[0] >= MIN_PREFIX:
+                groups.setdefault(int(values.shape[0]), []).append(i)
+        for idx in groups.values():
+            matrix = np.stack([candidates[i].values for i in idx]).astype(np.float32, copy=False)
+            result = self.guess_batch(
+                matrix, [candidates[i].precision for i in idx], [candidates[i].hints or None for i in idx]
+            )
+            for i, guesses in zip(idx, result, strict=True):
+                out[i] = guesses
+        return out
+
+    def _hint_only(self, c: Candidate) -> list[ModelGuess]:
+        name = _hint_name(c.hints) if c.hints else None
+        spec = self.catalog.resolve(name)
+        if spec is None or c.dim > spec.dim:
+            return []
+        kind = _kind(spec, c.dim)
+        return [
+            ModelGuess(
+                model=spec.id,
+                confidence=0.5,
+                reasons=(
+                    _dim_reason(spec, c.dim, kind),
+                    f"model name {name!r} seen next to the vector",
+                    "only part of the vector was printed: no statistical check possible",
+                ),
+                truncated_from=None if kind == "native" else spec.dim,
+            )
+        ]
 
     def _with_hint(
         self, g: _Group, ev: dict[str, np.ndarray], i: int, logits: np.ndarray, hints: Mapping[str, Any]
