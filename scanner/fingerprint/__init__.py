@@ -1,15 +1,26 @@
-"""Placeholder fingerprinter until the catalog-and-signature one lands: it names no model.
+"""Fingerprinting: which model made a vector (catalog + statistical signatures + evidence in context).
 
-It keeps the pipeline's interface (``Fingerprinter().guess_batch``) so the spine can run end to end.
+Public API (numpy only; torch is never imported here):
+
+* :class:`Fingerprinter` — ``guess(values, precision, hints)`` and ``guess_batch(matrix, …)``;
+* :func:`default_fingerprinter` — the packaged data, loaded once;
+* :class:`SourceAggregator` — many vectors from one source, one model: pooled evidence;
+* :func:`confirm` — mark a model confirmed after a round-trip inversion (cosine ≥ 0.9).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from .aggregate import SourceAggregator
+from .catalog import Catalog, CatalogError, ModelSpec, load_catalog
+from .scoring import Fingerprinter, confirm, default_fingerprinter
 
-from scanner.model import Candidate, ModelGuess
-
-
-class Fingerprinter:
-    def guess_batch(self, candidates: Sequence[Candidate]) -> list[list[ModelGuess]]:
-        return [[] for _ in candidates]
+__all__ = [
+    "Catalog",
+    "CatalogError",
+    "Fingerprinter",
+    "ModelSpec",
+    "SourceAggregator",
+    "confirm",
+    "default_fingerprinter",
+    "load_catalog",
+]
