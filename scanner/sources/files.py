@@ -106,7 +106,9 @@ class FileSource:
             yield from read_stream(sys.stdin.buffer, source, self)
             return
         try:
-            raw = open(real, "rb")  # noqa: SIM115 - closed in the finally below
+            # O_NONBLOCK: opening a FIFO (or a device) for reading must not wait for a writer; the
+            # fstat below then turns it away. It changes nothing for regular files.
+            raw = os.fdopen(os.open(real, os.O_RDONLY | os.O_NONBLOCK), "rb")
         except OSError as exc:
             yield Diagnostic("unreadable", f"{display}: {exc.strerror}", display)
             return
