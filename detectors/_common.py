@@ -7,6 +7,8 @@ import re
 import numpy as np
 import orjson
 
+from scanner.model import Diagnostic, Record
+
 # Keys under which real payloads carry vectors (formats.md §0 A, F, G, J).
 EMBEDDING_KEY = re.compile(
     rb"(?i)(embed|vector|values?$|^data$|^float$|predicted_value|^content$|^int8$|^uint8$|^u?binary$|^ai\.embeddings?$)"
@@ -25,6 +27,20 @@ def key_before(data: bytes, start: int, window: int = 160) -> str | None:
         return None
     raw = m.group(1) or m.group(2)
     return raw.decode("utf-8", "replace")
+
+
+_SIBLING_GAP = re.compile(rb"(?:\s|\\n)*,(?:\s|\\n)*")
+
+
+def sibling_key(data: bytes, prev_end: int, start: int, prev_key: str | None) -> str | None:
+    """The key of the previous array when this one is its next sibling (``"int8": [[..], [..]]``).
+
+    ``key_before`` only sees the nearest key; the second row of a list of lists has ``],`` before it.
+    """
+    if prev_key is None or prev_end < 0 or start - prev_end > 64:
+        return None
+    gap_start = prev_end + 1 if data[prev_end : prev_end + 1] == b"]" else prev_end
+    return prev_key if _SIBLING_GAP.fullmatch(data, gap_start, start) else None
 
 
 def is_embedding_key(key: str | None) -> bool:
@@ -101,3 +117,22 @@ def join_path(prefix: str, key: str | None) -> str | None:
     if not key:
         return prefix or None
     return f"{prefix}.{key}" if prefix else key
+
+
+def at_window_edge(record: Record, end: int) -> bool:
+    """True when a payload runs into the overlap tail of a long-line window.
+
+    The next window reports that payload whole, so a detector must not call it truncated or raise a
+    diagnostic about it here (the pipeline drops the partial candidate).
+    """
+    tail = 0 if record.nested else int(record.context.get("overlap_tail", 0))
+    return bool(tail) and end >= len(record.data) - tail
+
+
+def diagnostic_at(record: Record, start: int, kind: str, message: str) -> Diagnostic:
+    """A Diagnostic located at byte ``start`` of ``record`` (the container's position if nested)."""
+    if record.nested:
+        line, offset = record.line, record.offset
+    else:
+        line, offset = record.line + record.data.count(b"\n", 0, start), record.offset + start
+    return Diagnostic(kind, message, record.source.display, line, offset)
