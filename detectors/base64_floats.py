@@ -126,7 +126,7 @@ def _tail(rest: bytes) -> bytes:
 def _best_decoding(raw: bytes, min_dim: int) -> tuple[str, np.ndarray, bool] | None:
     passing: list[tuple[str, np.ndarray, bool, float]] = []
     for encoding, dtype in _DTYPES:
-        width = 2 if "16" in dtype else 4
+        width = 2 if "16" in encoding else 4
         count = len(raw) // width
         if count < min_dim:
             continue
