@@ -145,9 +145,10 @@ def diagnostic_at(record: Record, start: int, kind: str, message: str) -> Diagno
 # around them instead of over the whole block. At 0.1 % vector lines every 4 MB block holds a few
 # dozen vectors, so a per-block yes/no gate alone would save nothing.
 MIN_RUN = 32
-# ``nplofat()`` lets ``[np.float32(0.1), …]`` (numpy 2 ``list(v)``) form a run too; English words that
-# happen to use only these letters cost a regex attempt on a short window, nothing more.
-_NUMERIC = b"0123456789.,+-eE:\\n \t\r\n" + b"nplofat()"
+# ``nplofat()`` lets ``[np.float32(0.1), …]`` (numpy 2 ``list(v)``) form a run too, and ``NIiy`` lets
+# NaN/Infinity/inf items; English words that happen to use only these letters cost a regex attempt on
+# a short window, nothing more.
+_NUMERIC = b"0123456789.,+-eE:\\n \t\r\n" + b"nplofat()" + b"NIiy"
 _NUM_TABLE = bytes(0x41 if c in _NUMERIC else 0x20 for c in range(256))
 _NUM_NEEDLE = b"A" * MIN_RUN
 _A_RUN = re.compile(rb"A+")
