@@ -3,8 +3,8 @@
 
 Above 1000 elements both libraries summarise (formats.md §4.6): only the three edge items on each side
 are left around ``...``. The vector cannot be recovered, but the leak is still a leak, so the edge
-values are reported with ``truncated`` set and, when numpy ≥ 2 printed ``shape=(N,)``, the declared
-dimension. A 2-D print reports each row.
+values are reported with ``truncated`` set, encoding ``numpy-summary``/``torch-summary``, and, when
+numpy ≥ 2 printed ``shape=(N,)``, the declared dimension. A 2-D print reports each row.
 """
 
 from __future__ import annotations
@@ -87,6 +87,9 @@ def _candidate(
     numbers = [t for t in tokens if t != b"..."]
     if len(numbers) < (MIN_EDGE * 2 if summarised else MIN_ITEMS):
         return None
+    if summarised:
+        # A different surface form from a full print: only the edge values survive.
+        encoding = "torch-summary" if encoding.startswith("torch") else "numpy-summary"
     try:
         values64 = np.array(numbers).astype(np.float64)
     except ValueError:

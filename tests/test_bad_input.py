@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from vecutil import unit_vectors
+from conftest import unit_vectors
 
 from scanner.model import Record
 from scanner.pipeline import Pipeline

@@ -11,13 +11,34 @@ import json
 
 import numpy as np
 import pytest
-from vecutil import scan_bytes, scan_record, unit_vectors
+from conftest import unit_vectors
 
 from detectors.base64_floats import decode
-from scanner.model import vector_sha256
+from scanner.model import Record, SourceRef, vector_sha256
+from scanner.pipeline import Pipeline, ScanResult
+from scanner.sources.files import open_text_stream
 
 V384 = unit_vectors(1, 384, seed=7)[0]
 V1536 = unit_vectors(1, 1536, seed=8)[0]
+
+
+def scan_bytes(data: bytes) -> ScanResult:
+    """Scan ``data`` as a file is scanned: cut into records by the real block reader."""
+    pipeline, total = Pipeline(), ScanResult()
+    for item in open_text_stream(data):
+        if isinstance(item, Record):
+            result = pipeline.scan(item)
+            total.findings += result.findings
+            total.diagnostics += result.diagnostics
+            total.rejected += result.rejected
+        else:
+            total.diagnostics.append(item)
+    return total
+
+
+def scan_record(data: bytes) -> ScanResult:
+    """Scan ``data`` as one record."""
+    return Pipeline().scan(Record(data, SourceRef("memory", "t", "memory:t")))
 
 
 def only(result, encoding: str | None = None):
@@ -212,7 +233,7 @@ def test_numpy_repr_full_and_multiline():
 def test_numpy_summary_is_truncated_with_declared_dim():
     text = f"INFO query vector: {V1536!r}\n"
     assert "..." in text and "shape=(1536,)" in text
-    f = only(scan_record(text.encode()), "numpy-repr")
+    f = only(scan_record(text.encode()), "numpy-summary")
     assert f.candidate.truncated
     assert f.candidate.dim == 1536
     assert f.candidate.values.shape == (6,)
@@ -222,7 +243,7 @@ def test_numpy_summary_is_truncated_with_declared_dim():
 def test_numpy_str_without_commas_full_and_summarised():
     f = only(scan_record(f"v={V384}\n".encode()), "numpy-str")
     assert f.candidate.dim == 384 and not f.candidate.truncated
-    f = only(scan_record(f"v={V1536}\n".encode()), "numpy-str")
+    f = only(scan_record(f"v={V1536}\n".encode()), "numpy-summary")
     assert f.candidate.truncated
 
 
@@ -233,11 +254,12 @@ def test_numpy_2d_repr_reports_each_row():
     summary = scan_record(f"batch = {unit_vectors(2, 1536, seed=12)!r}\n".encode())
     assert len(summary.findings) == 2
     assert all(f.candidate.truncated and f.candidate.dim == 1536 for f in summary.findings)
+    assert {f.candidate.encoding for f in summary.findings} == {"numpy-summary"}
 
 
 def test_torch_repr_summary():
     text = "emb=tensor([ 0.0032, -0.0034,  0.0165,  ..., -0.0111,  0.0459, -0.0390], dtype=torch.float16)\n"
-    f = only(scan_record(text.encode()), "torch-repr")
+    f = only(scan_record(text.encode()), "torch-summary")
     assert f.candidate.truncated and f.candidate.hints["dtype"] == "float16"
     full = "emb=tensor([" + ", ".join(f"{x:.4f}" for x in V384) + "])\n"
     f = only(scan_record(full.encode()), "torch-repr")

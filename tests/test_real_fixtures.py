@@ -7,19 +7,16 @@ points elsewhere. In CI a copy of ``shared/`` sits beside the clone.
 
 from __future__ import annotations
 
-import os
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import FIXTURES, alerts, run_cli
 
 from scanner.model import Record
 from scanner.pipeline import Pipeline
 from scanner.sources.files import FileSource
-
-REPO = Path(__file__).resolve().parent.parent
-FIXTURES = Path(os.environ.get("VECLEAK_FIXTURES", REPO.parent / "shared" / "fixtures" / "real"))
 
 pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"real fixtures not found at {FIXTURES}")
 
@@ -149,3 +146,26 @@ def test_the_same_vector_twice_hashes_the_same():
     assert len({f.sha256 for f in tei}) == 1
     litellm, _ = scan_file(fixture(EXPECTED[16][0]))
     assert len({f.sha256 for f in litellm}) == 3
+
+
+def test_cli_scan_of_the_fixture_directory():
+    """``python -m scanner scan FIXTUREDIR --format jsonl`` reports the same vectors as the library.
+
+    The CLI folds a vector repeated in one file into one finding (fixture 1 holds the same response
+    twice), so it is compared by distinct (dim, encoding, sha256) per file.
+    """
+    res = run_cli("scan", str(FIXTURES), "--format", "jsonl")
+    assert res.returncode == 3, res.stderr  # findings present
+    cli: dict[str, set[tuple[int, str, str]]] = defaultdict(set)
+    for doc in alerts(res.stdout):
+        vector = doc["vecleak"]["vector"]
+        cli[doc["log"]["file"]["path"]].add((vector["dim"], vector["encoding"], vector["sha256"]))
+        assert "values" not in vector  # never the raw vector
+    for fragment, expected in EXPECTED.values():
+        path = fixture(fragment)
+        findings, _ = scan_file(path)
+        assert cli.get(str(path), set()) == {
+            (f.candidate.dim, f.candidate.encoding, f.sha256) for f in findings
+        }, fragment
+        assert {(d, e) for d, e, _ in cli.get(str(path), set())} == set(expected), fragment
+    assert b"pipeline_error" not in res.stdout
