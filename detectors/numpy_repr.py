@@ -25,7 +25,7 @@ MIN_EDGE = 2
 MAX_REPR = 256 * 1024
 
 _NUM = rb"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf)"
-_HEAD = re.compile(rb"\b(array|tensor)\(\s*\[")
+_HEAD = re.compile(rb"(array|tensor)\(\s*\[")
 # The end of a repr: the brackets close, then keyword arguments, then the call's ``)``.
 _TAIL = re.compile(
     rb"\]\s*(?:,\s*(?:shape=\(([\d,\s]*)\)|dtype=[\w.]+|device='[^']*'|requires_grad=\w+|grad_fn=<[^>]*>))*\s*\)"
@@ -46,8 +46,7 @@ class NumpyReprDetector:
     def find(self, record: Record) -> Iterator[Candidate]:
         data = record.data
         windows = numeric_windows(data)
-        heads = (h for lo, hi in windows for h in _HEAD.finditer(data, lo, hi))
-        for head in heads:
+        for head in _heads(data, windows):
             tail = _TAIL.search(data, head.end(), head.end() + MAX_REPR)
             if tail is None:
                 continue
@@ -71,6 +70,22 @@ class NumpyReprDetector:
             cand = _candidate(m.group(1), "numpy-str", m.start(), m.end(), None, record, key)
             if cand is not None:
                 yield cand
+
+
+def _heads(data: bytes, windows: tuple[tuple[int, int], ...]) -> Iterator[re.Match[bytes]]:
+    """``array([``/``tensor([`` openings in the windows, found with ``bytes.find`` (a regex without a
+    literal prefix would be tried at every byte)."""
+    starts: list[int] = []
+    for lo, hi in windows:
+        for needle in (b"array(", b"tensor("):
+            pos = data.find(needle, lo, hi)
+            while pos != -1:
+                starts.append(pos)
+                pos = data.find(needle, pos + 1, hi)
+    for pos in sorted(starts):
+        head = _HEAD.match(data, pos)
+        if head is not None and (pos == 0 or not (data[pos - 1 : pos].isalnum() or data[pos - 1] == 0x5F)):
+            yield head
 
 
 def _candidate(

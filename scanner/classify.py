@@ -12,7 +12,6 @@ must judge tens of thousands of vectors a second.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -71,7 +70,7 @@ def _judge(m: np.ndarray, quantised: bool, cands: list[Candidate]) -> list[Verdi
     sorted_rows = np.sort(safe, axis=1)
     distinct = 1.0 + (np.diff(sorted_rows, axis=1) != 0).sum(axis=1)
     lag = _autocorrelation(safe) if d >= _MIN_SERIES else np.zeros((n, 0))
-    spread = _log_iqr(absval) if d >= MIN_DIM else np.zeros(n)
+    spread = _log_iqr(absval, zero) if d >= MIN_DIM else np.zeros(n)
 
     out = []
     for r in range(n):
@@ -180,14 +179,21 @@ def _autocorrelation(m: np.ndarray) -> np.ndarray:
     return np.stack([(c[:, :-k] * c[:, k:]).sum(axis=1) / denom for k in range(1, _MAX_LAG + 1)], axis=1)
 
 
-def _log_iqr(absval: np.ndarray) -> np.ndarray:
-    """Interquartile range of log10|x| over the non-zero values of each row."""
-    with np.errstate(divide="ignore"):
-        logs = np.where(absval > 0, np.log10(np.where(absval > 0, absval, 1.0)), np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # an all-zero row has no percentile
-        q75, q25 = np.nanpercentile(logs, [75, 25], axis=1)
-    return np.nan_to_num(q75 - q25)
+def _log_iqr(absval: np.ndarray, zero_share: np.ndarray) -> np.ndarray:
+    """Interquartile range of log10|x| over the non-zero values of each row.
+
+    One sort per matrix; zeros sort first, so the quartiles of the non-zero part are picked by index
+    (``nanpercentile`` costs several times more per row).
+    """
+    n, d = absval.shape
+    ordered = np.sort(absval, axis=1)
+    zeros = np.minimum(np.rint(zero_share * d).astype(np.int64), d - 1)
+    span = np.maximum(d - zeros - 1, 0)
+    q25 = np.take_along_axis(ordered, (zeros + span // 4)[:, None], axis=1)[:, 0]
+    q75 = np.take_along_axis(ordered, (zeros + (3 * span) // 4)[:, None], axis=1)[:, 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        spread = np.log10(q75) - np.log10(q25)
+    return np.nan_to_num(spread, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def _judge_summary(cand: Candidate, integral: bool, max_abs: float, d: int, bad: int) -> Verdict:
