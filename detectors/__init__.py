@@ -16,7 +16,16 @@ from typing import Protocol, runtime_checkable
 
 from scanner.model import Candidate, Diagnostic, Record
 
-from . import base64_floats, numeric_list, vcr_binary
+from . import (
+    base64_floats,
+    numeric_list,
+    numpy_repr,
+    otlp_array,
+    quantized,
+    sparsevec,
+    vcr_binary,
+    yaml_list,
+)
 
 # Vectors shorter than this are not worth a candidate: the 1–3 dim pgvector tests and point coordinates
 # stop here, cheaply, before any parsing. The classifier makes the finer call above it.
@@ -40,6 +49,11 @@ class Detector(Protocol):
 
 REGISTRY: tuple[Detector, ...] = (
     vcr_binary.DETECTOR,
+    otlp_array.DETECTOR,
+    numpy_repr.DETECTOR,
+    quantized.DETECTOR,
+    sparsevec.DETECTOR,
+    yaml_list.DETECTOR,
     numeric_list.DETECTOR,
     base64_floats.DETECTOR,
 )

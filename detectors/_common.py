@@ -7,13 +7,15 @@ import re
 import numpy as np
 import orjson
 
+from scanner.model import Diagnostic, Record
+
 # Keys under which real payloads carry vectors (formats.md §0 A, F, G, J).
 EMBEDDING_KEY = re.compile(
     rb"(?i)(embed|vector|values?$|^data$|^float$|predicted_value|^content$|^int8$|^uint8$|^u?binary$|^ai\.embeddings?$)"
 )
 
 _KEY_BEFORE = re.compile(
-    rb"""(?:\\?["']([^"'\\\n]{1,80})\\?["']\s*:|([A-Za-z_][\w.\-]{0,80})\s*[=:])\s*(?:\\?["']|\\n|\s|[\(\[{])*$"""
+    rb"""(?:\\*["']([^"'\\\n]{1,80})\\*["']\s*:|([A-Za-z_][\w.\-]{0,80})\s*[=:])\s*(?:\\*["']|\\+n|\s|[\(\[{])*$"""
 )
 
 
@@ -25,6 +27,20 @@ def key_before(data: bytes, start: int, window: int = 160) -> str | None:
         return None
     raw = m.group(1) or m.group(2)
     return raw.decode("utf-8", "replace")
+
+
+_SIBLING_GAP = re.compile(rb"(?:\s|\\n)*,(?:\s|\\n)*")
+
+
+def sibling_key(data: bytes, prev_end: int, start: int, prev_key: str | None) -> str | None:
+    """The key of the previous array when this one is its next sibling (``"int8": [[..], [..]]``).
+
+    ``key_before`` only sees the nearest key; the second row of a list of lists has ``],`` before it.
+    """
+    if prev_key is None or prev_end < 0 or start - prev_end > 64:
+        return None
+    gap_start = prev_end + 1 if data[prev_end : prev_end + 1] == b"]" else prev_end
+    return prev_key if _SIBLING_GAP.fullmatch(data, gap_start, start) else None
 
 
 def is_embedding_key(key: str | None) -> bool:
@@ -101,3 +117,68 @@ def join_path(prefix: str, key: str | None) -> str | None:
     if not key:
         return prefix or None
     return f"{prefix}.{key}" if prefix else key
+
+
+def at_window_edge(record: Record, end: int) -> bool:
+    """True when a payload runs into the overlap tail of a long-line window.
+
+    The next window reports that payload whole, so a detector must not call it truncated or raise a
+    diagnostic about it here (the pipeline drops the partial candidate).
+    """
+    tail = 0 if record.nested else int(record.context.get("overlap_tail", 0))
+    return bool(tail) and end >= len(record.data) - tail
+
+
+def diagnostic_at(record: Record, start: int, kind: str, message: str) -> Diagnostic:
+    """A Diagnostic located at byte ``start`` of ``record`` (the container's position if nested)."""
+    if record.nested:
+        line, offset = record.line, record.offset
+    else:
+        line, offset = record.line + record.data.count(b"\n", 0, start), record.offset + start
+    return Diagnostic(kind, message, record.source.display, line, offset)
+
+
+# ---- The shared numeric prefilter ------------------------------------------------------------------
+# Every text form of a vector (JSON/Python/pgvector lists, pretty-printed or escaped, numpy and torch
+# prints, YAML sequences, sparsevec) holds a long run of bytes drawn from this small set. One
+# translate + find pass per block locates those runs; the format regexes then run only in windows
+# around them instead of over the whole block. At 0.1 % vector lines every 4 MB block holds a few
+# dozen vectors, so a per-block yes/no gate alone would save nothing.
+MIN_RUN = 32
+# ``nplofat()`` lets ``[np.float32(0.1), …]`` (numpy 2 ``list(v)``) form a run too, and ``NIiy`` lets
+# NaN/Infinity/inf items; English words that happen to use only these letters cost a regex attempt on
+# a short window, nothing more.
+_NUMERIC = b"0123456789.,+-eE:\\n \t\r\n" + b"nplofat()" + b"NIiy"
+_NUM_TABLE = bytes(0x41 if c in _NUMERIC else 0x20 for c in range(256))
+_NUM_NEEDLE = b"A" * MIN_RUN
+_A_RUN = re.compile(rb"A+")
+# How far before a run a payload may start (``array([[``, ``{``, a YAML ``- - ``), and after it end
+# (``], shape=(2, 1536), dtype=float32)``, ``}/384``).
+_BEFORE = 64
+_AFTER = 128
+_windows_cache: tuple[bytes, tuple[tuple[int, int], ...]] | None = None
+
+
+def numeric_windows(data: bytes) -> tuple[tuple[int, int], ...]:
+    """(start, end) byte windows of ``data`` that may hold a text vector, merged and in order.
+
+    Cached for the last block seen, since every text detector asks about the same block in turn.
+    """
+    global _windows_cache
+    cached = _windows_cache
+    if cached is not None and cached[0] is data:
+        return cached[1]
+    mapped = data.translate(_NUM_TABLE)
+    out: list[tuple[int, int]] = []
+    pos = mapped.find(_NUM_NEEDLE)
+    while pos != -1:
+        end = _A_RUN.match(mapped, pos).end()
+        lo, hi = max(0, pos - _BEFORE), min(len(data), end + _AFTER)
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], hi)
+        else:
+            out.append((lo, hi))
+        pos = mapped.find(_NUM_NEEDLE, end)
+    result = tuple(out)
+    _windows_cache = (data, result)
+    return result

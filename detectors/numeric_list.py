@@ -12,9 +12,19 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from scanner.model import Candidate, Record
+from scanner.model import Candidate, Diagnostic, Record
 
-from ._common import join_path, key_before, parse_numbers, precision_of, to_float32
+from ._common import (
+    at_window_edge,
+    diagnostic_at,
+    join_path,
+    key_before,
+    numeric_windows,
+    parse_numbers,
+    precision_of,
+    sibling_key,
+    to_float32,
+)
 
 MIN_ITEMS = 16
 
@@ -41,16 +51,25 @@ _ARRAY = re.compile(
 _ESCAPES = re.compile(rb"\\[nrt]?|np\.float(?:16|32|64)\(|\)")
 
 
+def _matches(data: bytes) -> Iterator[re.Match[bytes]]:
+    for lo, hi in numeric_windows(data):
+        yield from _ARRAY.finditer(data, lo, hi)
+
+
 class NumericListDetector:
     name = "numeric_list"
 
     def may_contain(self, data: bytes) -> bool:
-        return b"[" in data
+        return bool(numeric_windows(data))
 
-    def find(self, record: Record) -> Iterator[Candidate]:
+    def find(self, record: Record) -> Iterator[Candidate | Diagnostic]:
         data = record.data
-        for m in _ARRAY.finditer(data):
+        prev_end, prev_key = -1, None
+        for m in _matches(data):
             body = m.group(1)
+            truncated = m.group(2) is None
+            if truncated and at_window_edge(record, m.end()):
+                continue  # the next window of this long line holds it whole
             multiline = b"\n" in body
             escaped = b"\\" in body or b"np.float" in body
             clean = _ESCAPES.sub(b" ", body) if escaped else body
@@ -58,27 +77,36 @@ class NumericListDetector:
             if values64 is None:
                 continue
             start = m.start()
-            key = key_before(data, start)
+            key = key_before(data, start) or sibling_key(data, prev_end, start, prev_key)
+            prev_end, prev_key = m.end(), key
             yield Candidate(
                 values=to_float32(values64),
-                encoding=self._encoding(data, start, body, multiline),
+                encoding=self._encoding(data, start, m.end(), body, multiline),
                 start=start,
                 end=m.end(),
                 json_path=join_path(record.path, key),
                 key=key,
-                truncated=m.group(2) is None,
+                truncated=truncated,
                 precision=precision_of(values64, clean),
             )
+            if truncated:
+                yield diagnostic_at(
+                    record, start, "truncated-array", f"array of {values64.size} numbers ends without ']'"
+                )
 
     @staticmethod
-    def _encoding(data: bytes, start: int, body: bytes, multiline: bool) -> str:
+    def _encoding(data: bytes, start: int, end: int, body: bytes, multiline: bool) -> str:
+        prev = data[start - 1 : start] if start else b""
+        if prev == b'"' or prev == b"\\" or data[max(0, start - 2) : start] == b'\\"':
+            # JSON text inside a JSON string (Vercel ``ai.embedding``, Jaeger tags): parsed twice.
+            return "json-in-string"
         if multiline or b"\\n" in body:
             return "json-array-pretty"
         if b"np.float" in body:
             return "python-list"
-        prev = data[start - 1 : start] if start else b""
         if b" " not in body and (prev == b"'" or data[max(0, start - 8) : start].endswith(b"vector ")):
-            return "pgvector"
+            # psql output or a quoted SQL literal; the cast after it says which pgvector type.
+            return "pgvector-halfvec" if data[end : end + 12].startswith(b"'::halfvec") else "pgvector"
         if prev in (b"=", b"(") or data[max(0, start - 2) : start] == b"= ":
             return "python-list"
         return "json-array"

@@ -69,12 +69,15 @@ def _judge(m: np.ndarray, quantised: bool, cands: list[Candidate]) -> list[Verdi
     norms = np.sqrt((safe * safe).sum(axis=1))
     sorted_rows = np.sort(safe, axis=1)
     distinct = 1.0 + (np.diff(sorted_rows, axis=1) != 0).sum(axis=1)
+    lag = _autocorrelation(safe) if d >= _MIN_SERIES else np.zeros((n, 0))
+    spread = _log_iqr(absval, zero) if d >= MIN_DIM else np.zeros(n)
 
     out = []
     for r in range(n):
         reasons: list[str] = []
         score = 1.0
         bad = int(non_finite[r])
+        cand = cands[r]
         if bad:
             if bad > max(1, d // 100):
                 out.append(Verdict(0.0, (f"{bad} of {d} values are NaN or infinite",), bad))
@@ -84,11 +87,15 @@ def _judge(m: np.ndarray, quantised: bool, cands: list[Candidate]) -> list[Verdi
             out.append(Verdict(0.0, ("all zeros",), bad))
             continue
         if d < MIN_DIM:
-            out.append(Verdict(0.6, (f"summarised print: only {d} edge values visible",), bad))
+            out.append(_judge_summary(cand, bool(integral[r]), float(max_abs[r]), d, bad))
             continue
         if quantised:
-            reasons.append("quantised integers under an embedding key")
-            out.append(Verdict(0.8, tuple(reasons), bad))
+            smooth = float(np.abs(lag[r]).max()) if lag.shape[1] else 0.0
+            out.append(
+                _judge_quantised(
+                    cand, bool(monotonic[r]), int(distinct[r]), bool(neg[r] == 0), smooth, d, bad, reasons
+                )
+            )
             continue
         if integral[r]:
             out.append(Verdict(0.05, ("integers only: counts, ids or a histogram",), bad))
@@ -96,7 +103,7 @@ def _judge(m: np.ndarray, quantised: bool, cands: list[Candidate]) -> list[Verdi
         if neg[r] == 0 and abs(sums[r] - 1.0) < 1e-3:
             out.append(Verdict(0.05, ("non-negative and sums to 1: a probability distribution",), bad))
             continue
-        if monotonic[r] and d >= MIN_DIM:
+        if monotonic[r]:
             out.append(Verdict(0.05, ("sorted sequence: timestamps, offsets or bin edges",), bad))
             continue
         if max_abs[r] > 1000:
@@ -104,15 +111,40 @@ def _judge(m: np.ndarray, quantised: bool, cands: list[Candidate]) -> list[Verdi
                 Verdict(0.05, (f"magnitudes up to {max_abs[r]:.3g}: measurements, not an embedding",), bad)
             )
             continue
-        if neg[r] == 0:
+        if lag.shape[1]:
+            k = int(np.argmax(np.abs(lag[r])))
+            if abs(lag[r, k]) > _MAX_LAG_CORR:
+                out.append(
+                    Verdict(
+                        0.05,
+                        (
+                            f"lag-{k + 1} autocorrelation {lag[r, k]:+.2f}: a signal, a series or "
+                            "interleaved coordinates (embedding dimensions are independent)",
+                        ),
+                        bad,
+                    )
+                )
+                continue
+        if spread[r] > _MAX_LOG_IQR:
+            out.append(
+                Verdict(
+                    0.05,
+                    (f"magnitudes spread over {spread[r]:.1f} orders: random bytes read as floats",),
+                    bad,
+                )
+            )
+            continue
+        if neg[r] == 0 or pos[r] == 0:
             score *= 0.2
-            reasons.append("no negative values (pixels, probabilities or scores)")
+            reasons.append("all values of one sign (pixels, probabilities, log-probabilities or scores)")
         elif min(pos[r], neg[r]) < 0.15:
             score *= 0.5
             reasons.append(f"lopsided signs ({pos[r]:.0%} positive)")
         else:
             reasons.append(f"signed, centred values ({pos[r]:.0%} positive)")
-        if distinct[r] < 0.5 * d:
+        # 16-bit floats (bfloat16 has 8 significant bits) repeat values in long vectors; toy data and
+        # bucketed values have far fewer than 128 distinct values.
+        if distinct[r] < min(0.5 * d, 128):
             score *= 0.4
             reasons.append(f"only {int(distinct[r])} distinct values in {d}")
         if zero[r] > 0.5:
@@ -122,8 +154,81 @@ def _judge(m: np.ndarray, quantised: bool, cands: list[Candidate]) -> list[Verdi
             reasons.append("unit norm")
         else:
             reasons.append(f"norm {norms[r]:.3g}")
-        if cands[r].precision == "low" and d < 64:
+        if cand.precision == "low" and d < 64:
             score *= 0.6
             reasons.append("few significant digits")
         out.append(Verdict(round(score, 3), tuple(reasons), bad))
     return out
+
+
+# Adjacent embedding dimensions are uncorrelated (|r| < 0.1 on every real fixture); sensor series,
+# audio, pixel rows and (x, y) pairs are not. Below 32 values the sample correlation is too noisy.
+_MIN_SERIES = 32
+_MAX_LAG = 3
+_MAX_LAG_CORR = 0.6
+# Embedding magnitudes sit within about half an order of magnitude (interquartile range of log10|x|
+# ~0.56 for Gaussian components); random bytes read as floats spread over dozens of orders.
+_MAX_LOG_IQR = 2.0
+
+
+def _autocorrelation(m: np.ndarray) -> np.ndarray:
+    """Lag-1.._MAX_LAG autocorrelation of each row, shape (n, _MAX_LAG)."""
+    c = m - m.mean(axis=1, keepdims=True)
+    denom = (c * c).sum(axis=1)
+    denom[denom == 0] = 1.0
+    return np.stack([(c[:, :-k] * c[:, k:]).sum(axis=1) / denom for k in range(1, _MAX_LAG + 1)], axis=1)
+
+
+def _log_iqr(absval: np.ndarray, zero_share: np.ndarray) -> np.ndarray:
+    """Interquartile range of log10|x| over the non-zero values of each row.
+
+    One sort per matrix; zeros sort first, so the quartiles of the non-zero part are picked by index
+    (``nanpercentile`` costs several times more per row).
+    """
+    n, d = absval.shape
+    ordered = np.sort(absval, axis=1)
+    zeros = np.minimum(np.rint(zero_share * d).astype(np.int64), d - 1)
+    span = np.maximum(d - zeros - 1, 0)
+    q25 = np.take_along_axis(ordered, (zeros + span // 4)[:, None], axis=1)[:, 0]
+    q75 = np.take_along_axis(ordered, (zeros + (3 * span) // 4)[:, None], axis=1)[:, 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        spread = np.log10(q75) - np.log10(q25)
+    return np.nan_to_num(spread, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _judge_summary(cand: Candidate, integral: bool, max_abs: float, d: int, bad: int) -> Verdict:
+    """A print that shows only a few edge values (numpy/torch summary): judged on what is visible."""
+    if not cand.truncated:
+        return Verdict(0.0, (f"only {d} values: too short for an embedding",), bad)
+    if cand.declared_dim is not None and cand.declared_dim < MIN_DIM:
+        return Verdict(0.05, (f"declared length {cand.declared_dim}: points or pairs, not vectors",), bad)
+    if integral:
+        return Verdict(0.05, ("integers only: an index or count array",), bad)
+    if max_abs > 1000:
+        return Verdict(0.05, (f"magnitudes up to {max_abs:.3g}: measurements, not an embedding",), bad)
+    shown = f"{cand.declared_dim}-d" if cand.declared_dim else "a long"
+    return Verdict(0.6, (f"summarised print of {shown} float array: only {d} edge values visible",), bad)
+
+
+def _judge_quantised(
+    cand: Candidate,
+    monotonic: bool,
+    distinct: int,
+    non_negative: bool,
+    smooth: float,
+    d: int,
+    bad: int,
+    reasons: list[str],
+) -> Verdict:
+    """Integers under an embedding key: the key already said embedding; rule out ids, counts, fills."""
+    if monotonic:
+        return Verdict(0.05, ("sorted integers: ids or offsets, not a quantised vector",), bad)
+    if distinct < 4:
+        return Verdict(0.1, (f"only {distinct} distinct values in {d}: a fill or a mask",), bad)
+    if cand.encoding == "int8" and non_negative:
+        # int8 quantisation is symmetric around zero; a list of small non-negative ints is counts.
+        return Verdict(0.1, ("int8 range but no negative values: counts, not a quantised vector",), bad)
+    if cand.encoding in ("int8", "uint8") and smooth > _MAX_LAG_CORR:
+        return Verdict(0.05, ("neighbouring values correlate: a pixel row or a series",), bad)
+    reasons.append(f"{cand.encoding} quantised integers under an embedding key")
+    return Verdict(0.8, tuple(reasons), bad)

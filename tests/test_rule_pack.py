@@ -55,10 +55,6 @@ def test_log_base64_embedding_openai_response_body(tmp_path):
     assert fired["vecleak.log.base64-embedding"][0]["vecleak"]["vector"]["encoding"].startswith("base64-")
 
 
-@pytest.mark.xfail(
-    reason="no detector on main emits int8 from Cohere embeddings_by_type yet; the rule is ready for it",
-    strict=False,
-)
 def test_log_quantized_embedding_cohere_int8(tmp_path):
     v = unit_vectors(1, 1024, seed=33)[0]
     q = np.clip(np.round(v / np.abs(v).max() * 127), -128, 127).astype(int).tolist()
@@ -73,10 +69,6 @@ def test_log_quantized_embedding_cohere_int8(tmp_path):
     assert "vecleak.log.embedding" not in fired
 
 
-@pytest.mark.xfail(
-    reason="no detector on main emits numpy-summary (repr with ...) yet; the rule is ready for it",
-    strict=False,
-)
 def test_log_truncated_numpy_print(tmp_path):
     v = unit_vectors(1, 384, seed=34)[0]
     with np.printoptions(threshold=10, edgeitems=3, precision=8):

@@ -106,7 +106,9 @@ class FileSource:
             yield from read_stream(sys.stdin.buffer, source, self)
             return
         try:
-            raw = open(real, "rb")  # noqa: SIM115 - closed in the finally below
+            # O_NONBLOCK: opening a FIFO (or a device) for reading must not wait for a writer; the
+            # fstat below then turns it away. It changes nothing for regular files.
+            raw = os.fdopen(os.open(real, os.O_RDONLY | os.O_NONBLOCK), "rb")
         except OSError as exc:
             yield Diagnostic("unreadable", f"{display}: {exc.strerror}", display)
             return
@@ -208,18 +210,23 @@ def read_stream(
     offset = 0
     line = 1
     long_line_reported = False
-    while True:
+    failed = False
+    while not failed:
         try:
-            chunk = stream.read(block_size)
-        except _DECOMPRESS_ERRORS as exc:
+            chunk = _read_block(stream, block_size) if compressed else stream.read(block_size)
+        except _PartialRead as partial:
+            chunk, exc, failed = partial.data, partial.error, True
+        except _DECOMPRESS_ERRORS as exc_:
+            chunk, exc, failed = b"", exc_, True
+        if failed:
+            at = offset + len(buf) + len(chunk)
             yield Diagnostic(
                 "corrupt-compressed",
-                f"{compressed or 'stream'} data is corrupt or truncated after {offset + len(buf)} bytes: {exc}",
+                f"{compressed or 'stream'} data is corrupt or truncated after {at} bytes: {exc}",
                 source.display,
-                line,
-                offset + len(buf),
+                line + buf.count(b"\n") + chunk.count(b"\n"),
+                at,
             )
-            chunk = b""
         if progress is not None and raw is not None and compressed is None:
             progress.done += len(chunk)
         if not chunk:
@@ -252,6 +259,35 @@ def read_stream(
         offset += len(block)
     if buf:
         yield from _record(buf, source, offset, line)
+
+
+class _PartialRead(Exception):
+    """A compressed stream failed part-way through a block; ``data`` is what came out before."""
+
+    def __init__(self, data: bytes, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.data = data
+        self.error = error
+
+
+def _read_block(stream: BinaryIO, size: int) -> bytes:
+    """Read up to ``size`` decompressed bytes in small steps, so that a truncated or corrupt archive
+    still yields everything before the damage (``read(size)`` raises and drops the whole block)."""
+    read1 = getattr(stream, "read1", None)
+    if read1 is None:
+        return stream.read(size)
+    parts: list[bytes] = []
+    got = 0
+    try:
+        while got < size:
+            part = read1(min(size - got, 256 * 1024))
+            if not part:
+                break
+            parts.append(part)
+            got += len(part)
+    except _DECOMPRESS_ERRORS as exc:
+        raise _PartialRead(b"".join(parts), exc) from exc
+    return b"".join(parts)
 
 
 def _record(

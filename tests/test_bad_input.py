@@ -1,0 +1,223 @@
+"""A corpus of bad input: every file is scanned without a crash, each problem counted as a Diagnostic,
+and vectors next to the damage are still found.
+
+Tests run as root here, so "unreadable" uses cases that root cannot read either: a dangling symlink,
+a FIFO (which must not block the scan), a path through a regular file, a missing file.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import unit_vectors
+
+from scanner.model import Record
+from scanner.pipeline import Pipeline
+from scanner.sources.files import FileSource
+
+REPO = Path(__file__).resolve().parent.parent
+V = unit_vectors(1, 384, seed=21)[0]
+VECTOR_LINE = json.dumps({"msg": "embedded", "embedding": [float(x) for x in V]}).encode() + b"\n"
+
+
+def scan(*paths: Path | str):
+    pipeline = Pipeline()
+    findings, diagnostics = [], []
+    for item in FileSource([str(p) for p in paths]).records():
+        if isinstance(item, Record):
+            result = pipeline.scan(item)
+            findings.extend(result.findings)
+            diagnostics.extend(result.diagnostics)
+        else:
+            diagnostics.append(item)
+    return findings, diagnostics
+
+
+def kinds(diagnostics) -> list[str]:
+    return [d.kind for d in diagnostics]
+
+
+def test_invalid_utf8_is_counted_and_the_vector_still_found(tmp_path):
+    path = tmp_path / "latin1.log"
+    path.write_bytes(b"caf\xe9 \xff\xfe broken\n" + VECTOR_LINE)
+    findings, diagnostics = scan(path)
+    assert kinds(diagnostics) == ["invalid-utf8"]
+    assert diagnostics[0].line == 1
+    assert [f.line for f in findings] == [2]
+
+
+def test_nul_bytes(tmp_path):
+    path = tmp_path / "nul.log"
+    path.write_bytes(b"a\x00b\x00c\n" + VECTOR_LINE)
+    findings, diagnostics = scan(path)
+    assert "nul-bytes" in kinds(diagnostics)
+    assert len(findings) == 1
+
+
+def test_binary_garbage(tmp_path):
+    path = tmp_path / "garbage.bin"
+    path.write_bytes(np.random.default_rng(3).bytes(2 * 1024 * 1024))
+    findings, diagnostics = scan(path)
+    assert findings == []
+    assert {"invalid-utf8", "nul-bytes"} & set(kinds(diagnostics))
+
+
+def test_empty_file_is_not_a_problem(tmp_path):
+    path = tmp_path / "empty.log"
+    path.write_bytes(b"")
+    assert scan(path) == ([], [])
+
+
+def test_nan_and_inf_values_are_counted(tmp_path):
+    few = [float(x) for x in V]
+    few[10] = float("nan")
+    many = [float("nan")] * 100 + [float("inf")] * 10 + [float(x) for x in V[110:]]
+    path = tmp_path / "nan.log"
+    path.write_text(
+        json.dumps({"embedding": few}) + "\n" + json.dumps({"embedding": many}) + "\n", encoding="utf-8"
+    )
+    findings, diagnostics = scan(path)
+    assert [f.line for f in findings] == [1]  # one NaN among 384 is reported; 110 of 384 is not a vector
+    assert any("NaN" in r for r in findings[0].reasons)
+    non_finite = [d for d in diagnostics if d.kind == "non-finite"]
+    assert [d.line for d in non_finite] == [1, 2]
+
+
+def test_truncated_base64_vector(tmp_path):
+    text = json.dumps({"data": [{"embedding": base64.b64encode(V.astype("<f4").tobytes()).decode()}]})
+    path = tmp_path / "cut.log"
+    path.write_bytes(text[:1500].encode() + b"\n" + VECTOR_LINE)
+    findings, diagnostics = scan(path)
+    assert "truncated-base64" in kinds(diagnostics)
+    assert [(f.candidate.encoding, f.candidate.truncated) for f in findings] == [
+        ("base64-f32le", True),
+        ("json-array", False),
+    ]
+
+
+def test_deeply_nested_json(tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_bytes(
+        b"[" * 100_000 + b"]" * 100_000 + b"\n" + b'{"a":' * 50_000 + b"1" + b"}" * 50_000 + b"\n"
+    )
+    with open(path, "ab") as fh:
+        fh.write(VECTOR_LINE)
+    findings, diagnostics = scan(path)
+    assert [f.line for f in findings] == [3]
+    assert "detector-error" not in kinds(diagnostics)
+
+
+def _cassette(body: bytes) -> bytes:
+    encoded = base64.b64encode(body).decode()
+    lines = textwrap.wrap(encoded, 76)
+    return (
+        "interactions:\n- response:\n    body:\n      string: !!binary |\n"
+        + "".join(f"        {x}\n" for x in lines)
+    ).encode()
+
+
+def test_gzip_file_corrupt_and_truncated(tmp_path):
+    good = gzip.compress(VECTOR_LINE * 50)
+    truncated = tmp_path / "cut.log.gz"
+    truncated.write_bytes(good[: len(good) // 2])
+    corrupt = tmp_path / "corrupt.log.gz"
+    corrupt.write_bytes(good[:20] + bytes(200) + good[220:])
+    findings, diagnostics = scan(truncated, corrupt)
+    assert kinds(diagnostics).count("corrupt-compressed") == 2
+    assert {d.source for d in diagnostics} == {str(truncated), str(corrupt)}
+    # What came out before the damage was scanned.
+    assert len([f for f in findings if f.source.display == str(truncated)]) >= 1
+
+
+def test_vcr_binary_gzip_corrupt_and_truncated(tmp_path):
+    body = gzip.compress(json.dumps({"data": [{"embedding": [float(x) for x in V]}]}).encode())
+    path = tmp_path / "cassette.yaml"
+    path.write_bytes(
+        _cassette(body) + _cassette(body[: len(body) * 2 // 3]) + _cassette(body[:10] + bytes(40) + body[50:])
+    )
+    findings, diagnostics = scan(path)
+    assert "truncated-gzip" in kinds(diagnostics)
+    assert "corrupt-gzip" in kinds(diagnostics)
+    whole = [f for f in findings if not f.candidate.truncated]
+    assert len(whole) == 1 and whole[0].line == 4
+
+
+def test_unreadable_paths_root_proof(tmp_path):
+    (tmp_path / "dangling").symlink_to(tmp_path / "missing-target")
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "afile").write_bytes(b"x\n")
+    good = tmp_path / "good.log"
+    good.write_bytes(VECTOR_LINE)
+    findings, diagnostics = scan(
+        tmp_path / "dangling", tmp_path / "fifo", tmp_path / "afile" / "child", tmp_path / "nope", good
+    )
+    assert kinds(diagnostics) == ["unreadable"] * 4
+    assert len(findings) == 1
+
+
+def test_fifo_inside_a_scanned_directory_does_not_block(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "good.log").write_bytes(VECTOR_LINE)
+    findings, diagnostics = scan(tmp_path)
+    assert kinds(diagnostics) == ["unreadable"]
+    assert len(findings) == 1
+
+
+_LONG_LINE_CHILD = """
+import resource, sys
+from scanner.model import Record
+from scanner.pipeline import Pipeline
+from scanner.sources.files import FileSource
+p = Pipeline(); found = []; kinds = []
+for item in FileSource([sys.argv[1]]).records():
+    if isinstance(item, Record):
+        r = p.scan(item)
+        found += [(f.line, f.offset, f.candidate.dim, f.candidate.truncated) for f in r.findings]
+        kinds += [d.kind for d in r.diagnostics]
+    else:
+        kinds.append(item.kind)
+print(repr((found, kinds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)))
+"""
+
+
+@pytest.mark.parametrize("where", ["middle", "window-edge"])
+def test_50mb_line_memory_bounded_and_vector_found(tmp_path, where):
+    """A 50 MB line is scanned in overlapping windows: bounded memory, and the vector inside is found
+    once, whole, even where it straddles a window boundary."""
+    size = 50 * 1024 * 1024
+    vector = json.dumps({"embedding": [float(x) for x in V]}).encode()
+    at = size // 2 if where == "middle" else 16 * 1024 * 1024 - len(vector) // 2
+    filler = b"lorem ipsum dolor sit amet, "
+    path = tmp_path / "long.log"
+    with open(path, "wb") as fh:
+        fh.write(b"first line\n")
+        fh.write((filler * (at // len(filler) + 1))[:at])
+        fh.write(vector)
+        rest = size - at - len(vector)
+        fh.write((filler * (rest // len(filler) + 1))[:rest])
+        fh.write(b"\n" + VECTOR_LINE)
+    out = subprocess.run(
+        [sys.executable, "-c", _LONG_LINE_CHILD, str(path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
+    found, kinds_seen, max_rss_mb = eval(out)  # noqa: S307 - our own child's repr output
+    expected_offset = len(b"first line\n") + at + vector.index(b"[")
+    assert (2, expected_offset, 384, False) in found
+    assert [f for f in found if f[0] == 2] == [(2, expected_offset, 384, False)]
+    assert (3, len(b"first line\n") + size + 1 + VECTOR_LINE.index(b"["), 384, False) in found
+    assert kinds_seen.count("long-line") == 1
+    # Windows are 16 MB; reading the 50 MB line whole would need several times 50 MB.
+    assert max_rss_mb < 200, max_rss_mb
