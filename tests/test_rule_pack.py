@@ -111,7 +111,10 @@ def test_inversion_pii(pii, fires):
 
 def test_trace_rules_on_real_vercel_spans(fixtures_dir):
     """The real Vercel AI SDK capture: vectors in span attributes, with the embedded text beside them."""
-    spans = fixtures_dir / "Arize-ai__openinference__js__packages__openinference-vercel__test____fixtures____v6-spans__all-spans.json"
+    spans = (
+        fixtures_dir
+        / "Arize-ai__openinference__js__packages__openinference-vercel__test____fixtures____v6-spans__all-spans.json"
+    )
     res = run_cli("scan", str(spans), "--format", "jsonl")
     fired: dict[str, set[str]] = {}
     for doc in alerts(res.stdout):

@@ -151,6 +151,15 @@ class _Prefixed(io.RawIOBase):
             return out
         return self._rest.read(size)
 
+    def read1(self, size: int = -1) -> bytes:
+        """Small steps, so a damaged archive behind the head still yields what precedes the damage."""
+        if self._head:
+            n = len(self._head) if size < 0 else min(size, len(self._head))
+            out, self._head = self._head[:n], self._head[n:]
+            return out
+        read1 = getattr(self._rest, "read1", None)
+        return read1(size) if read1 is not None else self._rest.read(size)
+
 
 def _maybe_trace_document(
     stream: BinaryIO, source: SourceRef
@@ -160,9 +169,11 @@ def _maybe_trace_document(
     from scanner import traces
 
     try:
-        head = stream.read(65536)
-    except _DECOMPRESS_ERRORS:
-        return _Prefixed(b"", stream), None  # type: ignore[return-value]
+        head = _read_block(stream, 65536)
+    except _PartialRead as partial:
+        # Damaged within the first 64 KiB: not a trace document we can decode; scan what came out,
+        # and let the reader meet (and report) the damage itself.
+        return _Prefixed(partial.data, stream), None  # type: ignore[return-value]
     if not head or not traces.may_be_trace(head):
         return _Prefixed(head, stream), None  # type: ignore[return-value]
     try:

@@ -89,12 +89,22 @@ def document_records(data: bytes, source: SourceRef) -> Iterator[Record | Diagno
     if decoded is None:
         return None
     name, views = decoded
-    return _with_format(records_for(views, source), name)
+    return _with_format(records_for(views, source), name, data)
 
 
-def _with_format(records: Iterator[Record], name: str) -> Iterator[Record]:
+def _with_format(records: Iterator[Record], name: str, document: bytes) -> Iterator[Record]:
+    """Tag each record with its format and, where its bytes appear verbatim in the document (string
+    attributes in JSON exports), with the line and offset there, so alerts point into the file."""
+    cursors: dict[bytes, int] = {}
     for record in records:
         record.context["trace_format"] = name
+        needle = record.data[:96]
+        if len(needle) >= 32:
+            at = document.find(needle, cursors.get(needle, 0))
+            if at >= 0:
+                cursors[needle] = at + 1
+                record.offset = at
+                record.line = document.count(b"\n", 0, at) + 1
         yield record
 
 
@@ -186,8 +196,9 @@ def _vector_values(view: SpanView) -> Iterator[tuple[str, bytes, str | None]]:
 def _render(key: str, value: Any) -> Iterator[tuple[str, bytes]]:
     """The bytes the detectors should see for one attribute value, if it could hold a vector."""
     if isinstance(value, str):
+        # Rendered as the JSON string it is, so a vector held in a string reads as json-in-string.
         if len(value) >= MIN_TEXT:
-            yield key, value.encode("utf-8", "surrogatepass")
+            yield key, _dumps(value)
     elif isinstance(value, list):
         if not value:
             return
@@ -195,7 +206,7 @@ def _render(key: str, value: Any) -> Iterator[tuple[str, bytes]]:
             # Vercel's ai.embeddings: an array of JSON strings, one vector each.
             for i, item in enumerate(value):
                 if len(item) >= MIN_TEXT:
-                    yield f"{key}[{i}]", item.encode("utf-8", "surrogatepass")
+                    yield f"{key}[{i}]", _dumps(item)
         elif len(value) >= MIN_ITEMS or any(isinstance(x, list | dict) for x in value):
             yield key, _dumps(value)
     elif isinstance(value, dict):
