@@ -476,7 +476,7 @@ class _Mark:
 class WalkStats:
     indexes: int = 0
     docs: int = 0
-    pages: int = 0
+    bytes: int = 0
     skipped_tie: int = 0
 
 
@@ -778,7 +778,10 @@ class EsSource:
                 continue
             docs += 1
             self.stats.docs += 1
-            yield from doc_records(hit, info, source, self.cluster.flavor)
+            for item in doc_records(hit, info, source, self.cluster.flavor):
+                if isinstance(item, Record):
+                    self.stats.bytes += len(item.data)
+                yield item
             if ts is not None:
                 tracker.see(ts, str(hit.get("_id")))
         # The engine consumed every record of this index before the generator resumed here.
