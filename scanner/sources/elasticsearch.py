@@ -237,11 +237,16 @@ class Cluster:
         return OpenSearch([self.url], **opts)
 
     def request(
-        self, method: str, path: str, params: Mapping[str, Any] | None = None, body: Any = None
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        ndjson: bool = False,
     ) -> dict[str, Any]:
         """One REST call with retries; returns the decoded body. Raises EsError with the server's reason."""
         for attempt in range(self.retries + 1):
-            status, payload, retryable = self._send(method, path, params, body)
+            status, payload, retryable = self._send(method, path, params, body, ndjson)
             if status is not None and 200 <= status < 300:
                 return payload if isinstance(payload, dict) else {}
             if status in (401, 403):
@@ -252,8 +257,13 @@ class Cluster:
             raise EsError(f"{method} {path}: {_reason(status, payload)}")
         raise AssertionError("unreachable")
 
+    def bulk(self, lines: Iterable[Any], params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """POST /_bulk with newline-delimited JSON (action and document lines, already paired)."""
+        body = b"".join(orjson.dumps(line) + b"\n" for line in lines)
+        return self.request("POST", "/_bulk", params=params, body=body, ndjson=True)
+
     def _send(
-        self, method: str, path: str, params: Mapping[str, Any] | None, body: Any
+        self, method: str, path: str, params: Mapping[str, Any] | None, body: Any, ndjson: bool = False
     ) -> tuple[int | None, Any, bool]:
         """(status, body, retryable) whatever client is underneath; status None is a connection error."""
         if self.flavor == "elasticsearch":
@@ -261,7 +271,7 @@ class Cluster:
 
             headers = {"accept": "application/json"}
             if body is not None:
-                headers["content-type"] = "application/json"
+                headers["content-type"] = "application/x-ndjson" if ndjson else "application/json"
             try:
                 resp = self._client.perform_request(method, path, params=params, headers=headers, body=body)
                 return resp.meta.status, resp.body, False
@@ -273,7 +283,11 @@ class Cluster:
         from opensearchpy.exceptions import TransportError as OsTransportError
 
         try:
-            return 200, self._client.transport.perform_request(method, path, params=params, body=body), False
+            headers = {"content-type": "application/x-ndjson"} if ndjson else None
+            result = self._client.transport.perform_request(
+                method, path, params=params, body=body, headers=headers
+            )
+            return 200, result, False
         except OsConnectionError as exc:
             return None, str(exc), True
         except OsTransportError as exc:

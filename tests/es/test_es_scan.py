@@ -177,3 +177,28 @@ def test_bad_query_is_a_usage_error(bad: str) -> None:
     proc = run_cli("es", "scan", "--url", "http://127.0.0.1:1", "--index", "x", "--query", bad)
     assert proc.returncode == 2
     assert b"--query" in proc.stderr
+
+
+def test_alert_sink_indexes_ecs_alerts_with_a_template(server: str, uid: str) -> None:
+    index = f"logs-sink-{uid}"
+    plants, planted = plant_log_docs(0, seed=41)
+    bulk(server, index, log_docs(30, seed=4) + plants)
+    scheme = "elasticsearch" if flavor_of(server) == "elasticsearch" else "opensearch"
+    stdout, _, _ = scan(server, "--index", index, "--output", f"{scheme}:{server}")
+    sent = {a["event"]["id"] for a in alerts(stdout)}
+    assert sent
+    rest(server, "POST", "/vecleak-alerts-*/_refresh")
+    template = rest(server, "GET", "/_index_template/vecleak-alerts")
+    assert template["index_templates"][0]["index_template"]["index_patterns"] == ["vecleak-alerts-*"]
+    found = rest(
+        server,
+        "POST",
+        "/vecleak-alerts-*/_search",
+        {"size": 100, "query": {"term": {"vecleak.location.index": index}}},
+    )
+    docs = [h["_source"] for h in found["hits"]["hits"]]
+    assert {d["event"]["id"] for d in docs} == sent
+    assert {(d["vecleak"]["location"]["id"], d["vecleak"]["location"]["field"]) for d in docs} == planted
+    mapping = rest(server, "GET", f"/{found['hits']['hits'][0]['_index']}/_mapping")
+    props = next(iter(mapping.values()))["mappings"]["properties"]
+    assert props["vecleak"]["properties"]["location"]["properties"]["id"]["type"] == "keyword"
