@@ -189,3 +189,20 @@ def test_credentials_come_from_env_or_files(tmp_path: Path) -> None:
     with pytest.raises(EsError, match="VECLEAK_ES_API_KEY_FILE"):
         credentials_from_env({"VECLEAK_ES_API_KEY_FILE": str(tmp_path / "missing")})
     assert issubclass(EsAuthError, EsError)
+
+
+def test_cronjob_example_matches_the_cli() -> None:
+    """The shipped CronJob must parse and use only options `vecleak es scan` accepts."""
+    import yaml
+
+    from scanner.cli import build_parser
+
+    docs = list(
+        yaml.safe_load_all((Path(__file__).parents[2] / "deploy/kubernetes/cronjob-es-scan.yaml").read_text())
+    )
+    job = next(d for d in docs if d["kind"] == "CronJob")["spec"]["jobTemplate"]["spec"]
+    assert job["completionMode"] == "Indexed"
+    args = job["template"]["spec"]["containers"][0]["args"]
+    assert f"--slices={job['completions']}" in args
+    parsed = build_parser().parse_args([a.replace("$(JOB_COMPLETION_INDEX)", "0") for a in args])
+    assert parsed.state == "/state/es-scan-0.db" and parsed.index == "logs-*,rag-*"
