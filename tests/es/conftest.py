@@ -8,8 +8,10 @@ that cannot start fails the tests; on a laptop without Java or Maven they skip, 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import urllib.request
 import uuid
@@ -61,7 +63,9 @@ def _server(env_name: str, default: str, script: str, port_env: str) -> Iterator
             pidfile = REPO / ".servers" / f"{'es' if port_env == 'ES_PORT' else 'os'}-{port}" / "pid"
             if pidfile.exists():
                 pid = int(pidfile.read_text().strip())
-                subprocess.run(["kill", "-TERM", f"-{pid}"], capture_output=True)
+                # The start script ran the server under setsid: its process group holds the JVM(s).
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGTERM)
                 pidfile.unlink()
 
 
