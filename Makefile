@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: setup demo test test-deps lint bench clean
+.PHONY: setup demo test test-deps lint bench clean es-dev opensearch-dev test-servers servers-stop
 
 setup: $(VENV)/.installed
 
@@ -35,3 +35,16 @@ lint: setup
 
 clean:
 	rm -rf $(VENV) demo-logs .pytest_cache
+
+# Real Elasticsearch 9.2 (127.0.0.1:9200) and OpenSearch 2.19 + k-NN (127.0.0.1:9201), fetched from
+# Maven Central into .servers/ (needs java 17, a JDK 21+ for ES, mvn, curl). Idempotent.
+es-dev:
+	tests/servers/start-elasticsearch.sh
+
+opensearch-dev:
+	tests/servers/start-opensearch.sh
+
+test-servers: es-dev opensearch-dev
+
+servers-stop:
+	tests/servers/stop-servers.sh

@@ -37,6 +37,8 @@ SCHEMES: dict[str, str] = {
     "syslog": "syslog",
     "webhook": "webhook",
     "hec": "hec",
+    "elasticsearch": "elasticsearch",
+    "opensearch": "elasticsearch",
 }
 
 # --format NAME -> the sink that writes it to stdout

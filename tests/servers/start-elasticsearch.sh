@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Start a real Elasticsearch 9.x on 127.0.0.1 for vecleak's tests and `make es-dev`.
+#
+# Why this way: Elasticsearch ships in no PyPI/npm/Debian package, and this project may reach only
+# package registries. Maven Central carries the official "integ-test-zip" distribution (a real server
+# with only the transport + x-pack core/security modules, no bundled JDK), so we fetch it with Maven,
+# unpack it into the git-ignored .servers/ cache, and run bin/elasticsearch with security off.
+# Elasticsearch refuses to run as root (CI runs as root), so as root we create a system user for it.
+#
+# Idempotent: a server already answering on the port is left alone; downloads are cached.
+# Env: ES_PORT (9200), ES_VERSION (9.2.4), ES_HEAP (768m), ES_JAVA_HOME (a JDK 21+; found if unset),
+#      VECLEAK_SERVERS_DIR (<repo>/.servers), ES_START_TIMEOUT (seconds, 120).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+PORT="${ES_PORT:-9200}"
+VERSION="${ES_VERSION:-9.2.4}"
+HEAP="${ES_HEAP:-768m}"
+CACHE="${VECLEAK_SERVERS_DIR:-$ROOT/.servers}"
+TIMEOUT="${ES_START_TIMEOUT:-120}"
+RUN_USER="vecleak-es"
+URL="http://127.0.0.1:${PORT}"
+
+log() { echo "start-elasticsearch: $*" >&2; }
+
+if curl -fsS -m 2 "${URL}/_cluster/health" >/dev/null 2>&1; then
+  log "already running at ${URL}"
+  exit 0
+fi
+
+# A JDK 21+ is needed by 9.x; prefer an explicit one, then any JDK >= 21 under /usr/lib/jvm.
+find_java() {
+  local cand ver
+  for cand in "${ES_JAVA_HOME:-}" "${JAVA_HOME:-}" /usr/lib/jvm/*; do
+    [[ -n "$cand" && -x "$cand/bin/java" ]] || continue
+    ver="$("$cand/bin/java" -XshowSettings:properties -version 2>&1 | awk -F= '/java.specification.version/ {gsub(/ /,"",$2); print $2}')"
+    if [[ "${ver%%.*}" -ge 21 ]]; then echo "$cand"; return 0; fi
+  done
+  return 1
+}
+JDK="$(find_java)" || { log "no JDK 21+ found (set ES_JAVA_HOME)"; exit 2; }
+command -v mvn >/dev/null || { log "mvn not found"; exit 2; }
+
+mkdir -p "$CACHE"
+HOME_DIR="$CACHE/elasticsearch-${VERSION}"
+if [[ ! -x "$HOME_DIR/bin/elasticsearch" ]]; then
+  ZIP="$HOME/.m2/repository/org/elasticsearch/distribution/integ-test-zip/elasticsearch/${VERSION}/elasticsearch-${VERSION}.zip"
+  if [[ ! -f "$ZIP" ]]; then
+    log "fetching org.elasticsearch.distribution.integ-test-zip:elasticsearch:${VERSION}:zip from Maven Central"
+    mvn -q -B dependency:get -Dtransitive=false \
+      "-Dartifact=org.elasticsearch.distribution.integ-test-zip:elasticsearch:${VERSION}:zip" >&2
+  fi
+  tmp="$(mktemp -d "$CACHE/.unzip.XXXXXX")"
+  unzip -q "$ZIP" -d "$tmp"
+  rm -rf "$HOME_DIR"
+  mv "$tmp/elasticsearch-${VERSION}" "$HOME_DIR"
+  rmdir "$tmp"
+fi
+
+DATA="$CACHE/es-${PORT}"
+mkdir -p "$DATA/data" "$DATA/logs" "$DATA/tmp"
+RUN=()
+if [[ "$(id -u)" == "0" ]]; then
+  if ! id "$RUN_USER" >/dev/null 2>&1; then
+    useradd --system --no-create-home --shell /usr/sbin/nologin "$RUN_USER"
+  fi
+  # bin/elasticsearch writes keystore/config files and its data; the user must own both trees.
+  chown -R "$RUN_USER" "$HOME_DIR" "$DATA"
+  RUN=(runuser -u "$RUN_USER" --)
+fi
+
+log "starting Elasticsearch ${VERSION} on ${URL} (java: ${JDK}; log: ${DATA}/stdout.log)"
+# setsid: the server must outlive this script and not take signals meant for the caller's group.
+ES_JAVA_HOME="$JDK" ES_TMPDIR="$DATA/tmp" ES_JAVA_OPTS="-Xms${HEAP} -Xmx${HEAP}" \
+  setsid "${RUN[@]}" "$HOME_DIR/bin/elasticsearch" \
+    -E cluster.name=vecleak-test-es -E node.name=vecleak-es \
+    -E discovery.type=single-node -E network.host=127.0.0.1 \
+    -E http.port="$PORT" -E transport.port="$((PORT + 100))" \
+    -E path.data="$DATA/data" -E path.logs="$DATA/logs" \
+    -E xpack.security.enabled=false \
+    -E cluster.routing.allocation.disk.threshold_enabled=false \
+    >"$DATA/stdout.log" 2>&1 </dev/null &
+echo $! >"$DATA/pid"
+
+for _ in $(seq "$TIMEOUT"); do
+  if curl -fsS -m 2 "${URL}/_cluster/health?wait_for_status=yellow&timeout=1s" >/dev/null 2>&1; then
+    log "ready at ${URL}"
+    exit 0
+  fi
+  if ! kill -0 "$(cat "$DATA/pid")" 2>/dev/null; then
+    log "server exited; last log lines:"; tail -n 30 "$DATA/stdout.log" >&2; exit 1
+  fi
+  sleep 1
+done
+log "not ready after ${TIMEOUT}s; last log lines:"; tail -n 30 "$DATA/stdout.log" >&2
+exit 1
