@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from scanner import __version__
 from scanner.ecs import alert_to_ecs
 from scanner.model import Alert, Level
@@ -144,6 +146,8 @@ def alert_to_cef(alert: Alert, ecs: dict[str, Any] | None = None) -> str:
     inv = v.get("inversion") or {}
     if inv.get("text"):
         ext += [("cs6Label", "invertedTextMasked"), ("cs6", inv["text"])]
+    if inv.get("text_sealed"):  # only when the sink opted in to reveal (scanner.reveal)
+        ext.append(("vecleakTextSealed", orjson.dumps(inv["text_sealed"]).decode()))
     header = "|".join(
         [
             "CEF:0",

@@ -1,6 +1,7 @@
 """Sealed reveal: the clear inverted text, encrypted so only the SOC holding a private key reads it.
 
-Opt-in per sink (``reveal_public_key=PATH`` to a PEM X25519 public key). Format, ``vecleak-seal-v1``:
+Opt-in per sink (``reveal_public_key=PATH`` to a PEM X25519 public key, or ``$VECLEAK_REVEAL_PUBLIC_KEY``
+for every sink that can carry it: webhook, HEC, syslog). Format, ``vecleak-seal-v1``:
 
 * a fresh X25519 key pair per alert; shared = X25519(ephemeral_private, recipient_public);
 * key = HKDF-SHA256(shared, salt = ephemeral_public(32) || recipient_public(32), info = b"vecleak-seal-v1", 32 bytes);
@@ -43,6 +44,12 @@ def load_public_key(path: str) -> Any:
     if not isinstance(key, X25519PublicKey):
         raise ValueError(f"{path}: reveal needs an X25519 public key (openssl genpkey -algorithm X25519)")
     return key
+
+
+def recipient_from_options(options: dict[str, Any]) -> Any | None:
+    """The sink's reveal key, or None (the default: no clear text leaves the scanner, sealed or not)."""
+    path = options.get("reveal_public_key") or os.environ.get("VECLEAK_REVEAL_PUBLIC_KEY")
+    return load_public_key(path) if path else None
 
 
 def seal(recipient: Any, plaintext: str, event_id: str) -> dict[str, Any]:

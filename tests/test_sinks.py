@@ -406,3 +406,156 @@ def test_reveal_seals_clear_text_to_the_soc_key_only(tmp_path, monkeypatch):
             unseal(X25519PrivateKey.generate(), box, alert.event_id)
     finally:
         rx.stop()
+
+
+# --- dead letters: permanent rejections are not retried forever ------------------------------------
+
+
+@pytest.mark.parametrize("status", [403, 400])
+def test_permanent_rejection_goes_to_dead_letter(tmp_path, monkeypatch, capfd, status):
+    rx = Receiver(status=status)
+    try:
+        monkeypatch.setenv("VECLEAK_HEC_TOKEN", "wrong-token")
+        alerts = make_alerts(3)
+        spool = tmp_path / "spool"
+        sink = open_sink(f"hec:{rx.url}", spool_dir=str(spool), base_delay=0.05, close_timeout=5)
+        sink.send(alerts[0])
+        sink.send(alerts[1])
+        rx.status = 200  # fixed (e.g. the token was rotated): later alerts flow, nothing is stuck
+        sink.send(alerts[2])
+        sink.close({})
+        ids = [orjson.loads(b)["fields"]["event_id"] for _, _, b in rx.requests]
+        assert ids == [a.event_id for a in alerts]  # each tried exactly once: no retry loop
+        assert sink.dead == 2 and sink.dead_statuses == {status: 2} and sink.delivered == 1
+        dead = sorted((spool / "dead").glob("*.msg"))
+        assert [f.name.split("-", 1)[1][:-4] for f in dead] == [alerts[0].event_id, alerts[1].event_id]
+        assert stat.S_IMODE((spool / "dead").stat().st_mode) == 0o700
+        assert all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in dead)
+        assert not list(spool.glob("*.msg"))
+        err = capfd.readouterr().err
+        assert f"hec: receiver rejected alert {alerts[0].event_id} with HTTP {status}" in err
+        assert f"hec: 2 alert(s) rejected by the receiver (HTTP {status} x2)" in err
+        assert "wrong-token" not in err
+    finally:
+        rx.stop()
+
+
+def test_spooled_alert_rejected_on_retry_moves_to_dead_letter(tmp_path):
+    """Spooled during an outage, then the receiver comes back refusing it: dead-lettered, not stuck."""
+    alerts = make_alerts(2)
+    port = free_port()
+    spool = tmp_path / "s"
+    sink = Spooled(WebhookTransport(f"http://127.0.0.1:{port}/h", b"k"), str(spool), close_timeout=0.3)
+    for a in alerts:
+        sink.send(a)
+    sink.close({})
+    assert len(list(spool.glob("*.msg"))) == 2
+    rx = Receiver(port=port, status=401)
+    try:
+        again = Spooled(WebhookTransport(f"http://127.0.0.1:{port}/h", b"k"), str(spool), close_timeout=10)
+        again.close({})
+        assert [h["X-Vecleak-Event-Id"] for _, h, _ in rx.requests] == [a.event_id for a in alerts]
+        assert again.dead == 2 and not list(spool.glob("*.msg"))
+        assert len(list((spool / "dead").glob("*.msg"))) == 2
+    finally:
+        rx.stop()
+
+
+@pytest.mark.parametrize("status", [429, 408])
+def test_busy_statuses_are_retried_not_dead_lettered(tmp_path, status):
+    rx = Receiver(status=status)
+    try:
+        sink = Spooled(WebhookTransport(rx.url, b"k"), str(tmp_path / "s"), base_delay=0.05, close_timeout=10)
+        alert = make_alerts(1)[0]
+        sink.send(alert)
+        time.sleep(0.3)
+        rx.status = 200
+        sink.close({})
+        assert sink.dead == 0 and sink.delivered == 1
+        assert [h["X-Vecleak-Event-Id"] for _, h, _ in rx.requests].count(alert.event_id) >= 2
+    finally:
+        rx.stop()
+
+
+# --- reveal on HEC and syslog ----------------------------------------------------------------------
+
+
+def _soc_key(tmp_path: Path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    soc = X25519PrivateKey.generate()
+    pub = tmp_path / "soc.pub.pem"
+    pub.write_bytes(
+        soc.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return soc, pub
+
+
+def _revealable_alert():
+    alert = make_alerts(1)[0]
+    alert.finding.inversion = {"text": "mail [EMAIL]", "text_clear": "mail jane@corp.example", "pii": []}
+    return alert
+
+
+def test_reveal_on_hec_is_opt_in_and_sealed(tmp_path, monkeypatch):
+    from scanner.reveal import unseal
+
+    soc, pub = _soc_key(tmp_path)
+    alert = _revealable_alert()
+    rx = Receiver()
+    try:
+        monkeypatch.setenv("VECLEAK_HEC_TOKEN", "t")
+        monkeypatch.delenv("VECLEAK_REVEAL_PUBLIC_KEY", raising=False)
+        for spool, extra in (("s1", {}), ("s2", {"reveal_public_key": str(pub)})):
+            sink = open_sink(f"hec:{rx.url}", spool_dir=str(tmp_path / spool), **extra)
+            sink.send(alert)
+            sink.close({})
+        monkeypatch.setenv("VECLEAK_REVEAL_PUBLIC_KEY", str(pub))  # the env var opts in every sink
+        sink = open_sink(f"hec:{rx.url}", spool_dir=str(tmp_path / "s3"))
+        sink.send(alert)
+        sink.close({})
+        bodies = [b for _, _, b in rx.requests]
+        assert all(b"jane@corp.example" not in b for b in bodies)
+        assert "text_sealed" not in orjson.loads(bodies[0])["event"]["vecleak"]["inversion"]
+        for body in bodies[1:]:
+            box = orjson.loads(body)["event"]["vecleak"]["inversion"]["text_sealed"]
+            assert unseal(soc, box, alert.event_id) == "mail jane@corp.example"
+    finally:
+        rx.stop()
+
+
+def test_reveal_on_syslog_json_and_cef_into_rsyslog(rsyslog_binary, tmp_path):
+    from scanner.reveal import unseal
+
+    soc, pub = _soc_key(tmp_path)
+    alert = _revealable_alert()
+    udp, tcp = free_port(2), free_port()
+    rs = Rsyslog(rsyslog_binary, tmp_path, udp=udp, tcp=tcp)
+    try:
+        for fmt in ("json", "cef"):
+            sink = open_sink(
+                f"syslog+tcp://127.0.0.1:{tcp}?format={fmt}",
+                spool_dir=str(tmp_path / f"spool-{fmt}"),
+                reveal_public_key=str(pub),
+            )
+            sink.send(alert)
+            sink.close({})
+        plain = open_sink(f"syslog+tcp://127.0.0.1:{tcp}", spool_dir=str(tmp_path / "spool-plain"))
+        plain.send(alert)
+        plain.close({})
+        lines = rs.lines(3)
+        assert len(lines) == 3, lines
+        assert all("jane@corp.example" not in x for x in lines)
+        json_msg = orjson.loads(lines[0].split("] ", 1)[1])
+        box = json_msg["vecleak"]["inversion"]["text_sealed"]
+        assert unseal(soc, box, alert.event_id) == "mail jane@corp.example"
+        m = re.search(r"vecleakTextSealed=(\{.*?\})(?: \w+=|$)", lines[1])
+        assert m, lines[1]
+        cef_value = re.sub(r"\\(.)", r"\1", m.group(1))  # CEF escapes = and \ in values
+        assert unseal(soc, orjson.loads(cef_value), alert.event_id) == "mail jane@corp.example"
+        assert "text_sealed" not in lines[2] and "vecleakTextSealed" not in lines[2]
+    finally:
+        rs.stop()

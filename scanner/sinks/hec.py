@@ -16,6 +16,7 @@ import orjson
 
 from scanner.ecs import alert_to_ecs
 from scanner.model import Alert
+from scanner.reveal import add_sealed_text, recipient_from_options
 from scanner.sinks.httppost import post
 from scanner.sinks.spool import Spooled, default_spool_dir, spool_options
 
@@ -23,7 +24,10 @@ from scanner.sinks.spool import Spooled, default_spool_dir, spool_options
 class HecTransport:
     name = "hec"
 
-    def __init__(self, url: str, token: str, index: str | None = None, timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str, token: str, index: str | None = None, timeout: float = 10.0, reveal_to: Any = None
+    ) -> None:
+        self.reveal_to = reveal_to  # X25519 public key: opt-in sealed clear text (scanner.reveal)
         parts = urllib.parse.urlsplit(url)
         if parts.path in ("", "/"):
             url = urllib.parse.urlunsplit(parts._replace(path="/services/collector/event"))
@@ -34,7 +38,7 @@ class HecTransport:
         self.host = socket.gethostname()
 
     def render(self, alert: Alert) -> bytes:
-        doc = alert_to_ecs(alert)
+        doc = add_sealed_text(alert_to_ecs(alert), alert, self.reveal_to)
         v = doc["vecleak"]
         event: dict[str, Any] = {
             "time": round(time.time(), 3),
@@ -68,7 +72,13 @@ def open(target: str, **options: Any) -> Spooled:  # noqa: A001 - the sink-modul
         raise ValueError("hec sink needs the token in $VECLEAK_HEC_TOKEN")
     if not target.startswith(("http://", "https://")):
         raise ValueError(f"hec target must be an http(s) URL, got {target!r}")
-    transport = HecTransport(target, token, options.get("index"), float(options.get("timeout", 10.0)))
+    transport = HecTransport(
+        target,
+        token,
+        options.get("index"),
+        float(options.get("timeout", 10.0)),
+        recipient_from_options(options),
+    )
     return Spooled(
         transport, options.get("spool_dir") or default_spool_dir(f"hec:{target}"), **spool_options(options)
     )

@@ -1,4 +1,8 @@
-"""One POST with the stdlib: what the webhook and HEC transports share. 2xx or an exception."""
+"""One POST with the stdlib: what the webhook and HEC transports share. 2xx or an exception.
+
+4xx other than 408/429 raises :class:`PermanentDeliveryError` (dead-lettered, not retried); 5xx,
+408, 429 and network errors raise :class:`DeliveryError` (spooled and retried).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,10 @@ import ssl
 import urllib.error
 import urllib.request
 
-from scanner.sinks.spool import DeliveryError
+from scanner.sinks.spool import DeliveryError, PermanentDeliveryError
+
+# Statuses worth retrying although they are 4xx: the receiver is busy, not refusing the alert.
+RETRYABLE_4XX = frozenset({408, 429})
 
 
 def tls_context(ca_env: str = "VECLEAK_CA_FILE") -> ssl.SSLContext:
@@ -26,6 +33,8 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout: float = 10.0) 
         with urllib.request.urlopen(request, timeout=timeout, context=context) as response:  # noqa: S310
             response.read()
     except urllib.error.HTTPError as exc:
+        if 400 <= exc.code < 500 and exc.code not in RETRYABLE_4XX:
+            raise PermanentDeliveryError(f"HTTP {exc.code}", exc.code) from None
         raise DeliveryError(f"{url}: HTTP {exc.code}") from None
     except urllib.error.URLError as exc:
         raise DeliveryError(f"{url}: {exc.reason}") from None

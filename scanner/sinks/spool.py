@@ -3,7 +3,8 @@
 A network sink is split in two: a :class:`Transport` renders an alert to bytes once and delivers
 bytes (raising on failure), and :class:`Spooled` owns reliability. When delivery fails, the rendered
 payload (already redacted) is written to ``DIR/<seq>-<event_id>.msg`` and a background thread
-retries oldest-first with exponential backoff. While anything is spooled, new alerts queue behind it,
+retries oldest-first with exponential backoff. An alert the receiver rejects for good (HTTP 4xx
+other than 408/429) is moved to ``DIR/dead/`` (0600), counted and reported, never retried. While anything is spooled, new alerts queue behind it,
 so order is kept and an alert is delivered once in normal operation. A crash between a successful
 delivery and the unlink of its spool file can replay that one alert under the same ``event_id``;
 receivers can drop it by id. A run that ends during an outage leaves the spool on disk and the next
@@ -39,6 +40,18 @@ class Transport(Protocol):
 
 class DeliveryError(OSError):
     """The receiver answered but did not accept the alert (HTTP 5xx, 429, refused)."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """The receiver rejected this alert for good (HTTP 4xx other than 408/429): retrying cannot help.
+
+    A wrong token (401/403) or a payload the receiver will never accept (400, 413) would otherwise
+    block the spool forever, since order is kept and everything queues behind the oldest alert.
+    """
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def default_spool_dir(spec: str) -> str:
@@ -82,6 +95,8 @@ class Spooled:
         self.spooled = 0
         self.dropped = 0
         self.failures = 0
+        self.dead = 0
+        self.dead_statuses: dict[int, int] = {}
         self._delay = 0.0
         self._next_try = 0.0
         self._lock = threading.Lock()
@@ -134,6 +149,18 @@ class Spooled:
                 file=sys.stderr,
                 flush=True,
             )
+        if self.dead:
+            statuses = ", ".join(f"HTTP {k} x{v}" for k, v in sorted(self.dead_statuses.items()))
+            print(
+                f"vecleak: error: {self.name}: {self.dead} alert(s) rejected by the receiver ({statuses}),"
+                f" kept in {self.dead_directory}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    @property
+    def dead_directory(self) -> str:
+        return os.path.join(self.directory, "dead")
 
     def flush(self, timeout: float) -> int:
         """Retry now and wait up to ``timeout`` s for an empty spool; returns what is left."""
@@ -147,9 +174,13 @@ class Spooled:
 
     # --- internals (called with the lock held) -------------------------------------------------
 
-    def _try(self, event_id: str, payload: bytes) -> bool:
+    def _try(self, event_id: str, payload: bytes, spooled: str | None = None) -> bool:
+        """True when the alert is done with: delivered, or rejected for good and dead-lettered."""
         try:
             self.transport.deliver(event_id, payload)
+        except PermanentDeliveryError as exc:
+            self._dead_letter(event_id, payload, spooled, exc.status)
+            return True
         except (OSError, ValueError):
             self.failures += 1
             self._delay = min(self.max_delay, max(self.base_delay, self._delay * 2))
@@ -183,15 +214,39 @@ class Spooled:
         os.replace(tmp, final)
         self.spooled += 1
 
+    def _dead_letter(self, event_id: str, payload: bytes, spooled: str | None, status: int) -> None:
+        """Keep a permanently rejected alert where an operator can inspect and replay it, never retry."""
+        dead = self.dead_directory
+        os.makedirs(dead, mode=0o700, exist_ok=True)
+        self._seq += 1
+        final = os.path.join(dead, f"{self._seq:016d}-{event_id}.msg")
+        if spooled is not None:
+            os.replace(spooled, final)  # already 0600
+        else:
+            fd = os.open(final, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(payload)
+        self.dead += 1
+        if status not in self.dead_statuses:
+            # Once per status, at the time it happens: a wrong token shows up on the first alert.
+            print(
+                f"vecleak: error: {self.name}: receiver rejected alert {event_id} with HTTP {status};"
+                f" not retrying (check the sink's token and settings); alerts kept in {dead}",
+                file=sys.stderr,
+                flush=True,
+            )
+        self.dead_statuses[status] = self.dead_statuses.get(status, 0) + 1
+
     def _drain(self) -> None:
         for name in self._pending():
             path = os.path.join(self.directory, name)
             with open(path, "rb") as fh:
                 payload = fh.read()
             event_id = name[:-4].split("-", 1)[1]
-            if not self._try(event_id, payload):
+            if not self._try(event_id, payload, spooled=path):
                 return
-            os.unlink(path)
+            if os.path.exists(path):
+                os.unlink(path)
         self._delay = 0.0
 
     def _retry_loop(self) -> None:

@@ -25,6 +25,7 @@ import orjson
 from scanner.ecs import alert_to_ecs
 from scanner.formats import alert_to_cef
 from scanner.model import Alert, Level
+from scanner.reveal import add_sealed_text, recipient_from_options
 from scanner.sinks.spool import Spooled, default_spool_dir, spool_options
 
 PEN = 32473  # RFC 5612's documentation enterprise number, until vecleak has its own
@@ -36,8 +37,14 @@ def _sd_value(value: Any) -> str:
     return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
 
 
-def render_5424(alert: Alert, fmt: str = "json", facility: int = 13, hostname: str | None = None) -> bytes:
-    doc = alert_to_ecs(alert)
+def render_5424(
+    alert: Alert,
+    fmt: str = "json",
+    facility: int = 13,
+    hostname: str | None = None,
+    reveal_to: Any = None,
+) -> bytes:
+    doc = add_sealed_text(alert_to_ecs(alert), alert, reveal_to)
     v = doc["vecleak"]
     pri = facility * 8 + _SEVERITY[alert.level]
     ts = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -59,8 +66,16 @@ class SyslogTransport:
     name = "syslog"
 
     def __init__(
-        self, proto: str, host: str, port: int, fmt: str = "json", facility: int = 13, timeout: float = 5.0
+        self,
+        proto: str,
+        host: str,
+        port: int,
+        fmt: str = "json",
+        facility: int = 13,
+        timeout: float = 5.0,
+        reveal_to: Any = None,
     ):
+        self.reveal_to = reveal_to  # X25519 public key: opt-in sealed clear text (scanner.reveal)
         if proto not in ("udp", "tcp", "tls"):
             raise ValueError(f"syslog transport must be udp, tcp or tls, not {proto!r}")
         if fmt not in ("json", "cef"):
@@ -70,7 +85,7 @@ class SyslogTransport:
         self._sock: socket.socket | None = None
 
     def render(self, alert: Alert) -> bytes:
-        return render_5424(alert, self.fmt, self.facility)
+        return render_5424(alert, self.fmt, self.facility, reveal_to=self.reveal_to)
 
     def _connect(self) -> socket.socket:
         if self.proto == "udp":
@@ -134,5 +149,5 @@ def open(target: str, **options: Any) -> Spooled:  # noqa: A001 - the sink-modul
     proto, host, port, query = parse(target)
     fmt = options.get("format") or query.get("format", "json")
     facility = int(options.get("facility") or query.get("facility", 13))
-    transport = SyslogTransport(proto, host, port, fmt, facility)
+    transport = SyslogTransport(proto, host, port, fmt, facility, reveal_to=recipient_from_options(options))
     return Spooled(transport, options.get("spool_dir") or default_spool_dir(target), **spool_options(options))

@@ -22,7 +22,7 @@ import orjson
 
 from scanner.ecs import alert_to_ecs
 from scanner.model import Alert
-from scanner.reveal import add_sealed_text, load_public_key
+from scanner.reveal import add_sealed_text, recipient_from_options
 from scanner.sinks.httppost import post
 from scanner.sinks.spool import Spooled, default_spool_dir, spool_options
 
@@ -73,12 +73,8 @@ def open(target: str, **options: Any) -> Spooled:  # noqa: A001 - the sink-modul
         raise ValueError("webhook sink needs the signing secret in $VECLEAK_WEBHOOK_SECRET")
     if not target.startswith(("http://", "https://")):
         raise ValueError(f"webhook target must be an http(s) URL, got {target!r}")
-    reveal = options.get("reveal_public_key") or os.environ.get("VECLEAK_REVEAL_PUBLIC_KEY")
     transport = WebhookTransport(
-        target,
-        secret.encode(),
-        float(options.get("timeout", 10.0)),
-        load_public_key(reveal) if reveal else None,
+        target, secret.encode(), float(options.get("timeout", 10.0)), recipient_from_options(options)
     )
     return Spooled(
         transport,
