@@ -105,9 +105,38 @@ def alert_to_ecs(alert: Alert, created: str | None = None) -> dict[str, Any]:
     span = f.record_context.get("span")
     if span:
         doc["vecleak"]["span"] = span
+    if alert.group is not None:
+        _add_group(doc, alert)
     if f.inversion:
         doc["vecleak"]["inversion"] = {k: v for k, v in f.inversion.items() if k != "text_clear"}
     return doc
+
+
+def _iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _add_group(doc: dict[str, Any], alert: Alert) -> None:
+    """A roll-up (scanner.noise): the window it covers and what was folded into it.
+
+    Location, vector and fingerprint fields describe the first folded alert, as an example.
+    """
+    g = alert.group
+    assert g is not None
+    doc["event"]["action"] = "grouped"
+    doc["event"]["start"] = _iso(g.start)
+    doc["event"]["end"] = _iso(g.end)
+    doc["vecleak"]["group"] = {
+        "source": doc["vecleak"]["source"]["name"],
+        "model": g.model,
+        "rule": g.rule_id,
+        "window_seconds": round(g.end - g.start, 3),
+        "alerts": g.alerts,
+        "distinct_vectors": g.distinct_vectors,
+        "rate_limited": g.rate_limited,
+        "first_event_id": g.first_event_id,
+        "sample_sha256": list(g.sample_sha256),
+    }
 
 
 def diagnostic_to_ecs(diag: Diagnostic) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from scanner.model import Alert, Diagnostic, Finding, Level, Record
+from scanner.noise import GROUPED, RATE_LIMITED, NoiseControl
 from scanner.pipeline import Pipeline
 from scanner.rules import RuleSet
 from scanner.sinks import Sink
@@ -33,6 +34,9 @@ class Stats:
     baselined: int = 0
     ignored: int = 0
     rejected: int = 0
+    grouped: int = 0
+    rate_limited: int = 0
+    rollups: int = 0
     diagnostics: Counter[str] = field(default_factory=Counter)
     levels: Counter[str] = field(default_factory=Counter)
     highest: Level | None = None
@@ -49,6 +53,9 @@ class Stats:
             "baselined": self.baselined,
             "ignored": self.ignored,
             "rejected": self.rejected,
+            "grouped": self.grouped,
+            "rate_limited": self.rate_limited,
+            "rollups": self.rollups,
             "diagnostics": sum(self.diagnostics.values()),
             "diagnostics_by_kind": dict(self.diagnostics),
             "alerts_by_level": dict(self.levels),
@@ -57,7 +64,12 @@ class Stats:
 
 
 class Engine:
-    """One scan's state: which alert fingerprints were already sent, and what was counted."""
+    """One scan's state: which alert fingerprints were already sent, and what was counted.
+
+    ``stats.alerts`` counts distinct alerts (after dedup and baseline), whether each was sent on its
+    own or folded into a roll-up by :mod:`scanner.noise`; ``grouped``/``rate_limited`` say how many
+    were folded and ``rollups`` how many summary events were sent. ``sent`` holds the events sinks got.
+    """
 
     def __init__(
         self,
@@ -66,12 +78,14 @@ class Engine:
         sinks: Sequence[Sink],
         baseline: frozenset[str] = frozenset(),
         enrich: Callable[[list[Finding]], None] | None = None,
+        noise: NoiseControl | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.rules = rules
         self.sinks = list(sinks)
         self.baseline = baseline
         self.enrich = enrich
+        self.noise = noise if noise is not None and noise.enabled else None
         self.stats = Stats()
         self.seen: set[str] = set()
         self.sent: list[Alert] = []
@@ -104,8 +118,7 @@ class Engine:
             self.stats.findings += 1
             for alert in self.rules.evaluate(finding):
                 if self._admit(alert):
-                    self.deliver(alert)
-                    delivered.append(alert)
+                    delivered += self.deliver(alert)
         return delivered
 
     def _admit(self, alert: Alert) -> bool:
@@ -119,11 +132,34 @@ class Engine:
         self.seen.add(key)
         return True
 
-    def deliver(self, alert: Alert) -> None:
+    def deliver(self, alert: Alert) -> list[Alert]:
+        """Count a new alert, then send it or fold it into a roll-up; returns the events sent."""
         self.stats.alerts += 1
         self.stats.levels[alert.level.name] += 1
         if self.stats.highest is None or alert.level > self.stats.highest:
             self.stats.highest = alert.level
+        if self.noise is None:
+            self._send(alert)
+            return [alert]
+        out, verdict = self.noise.admit(alert)
+        if verdict == GROUPED:
+            self.stats.grouped += 1
+        elif verdict == RATE_LIMITED:
+            self.stats.rate_limited += 1
+        for event in out:
+            self._send(event)
+        return out
+
+    def tick(self) -> list[Alert]:
+        """Send the roll-ups of windows that have closed; long-running callers call it when idle."""
+        out = self.noise.expire() if self.noise is not None else []
+        for event in out:
+            self._send(event)
+        return out
+
+    def _send(self, alert: Alert) -> None:
+        if alert.group is not None:
+            self.stats.rollups += 1
         self.sent.append(alert)
         for sink in self.sinks:
             if alert.outputs and getattr(sink, "routed", False) and sink.name not in alert.outputs:
@@ -136,6 +172,9 @@ class Engine:
             sink.diagnostic(diag)
 
     def close(self, files: int = 0) -> dict[str, Any]:
+        if self.noise is not None:
+            for event in self.noise.flush():
+                self._send(event)
         summary = self.stats.as_dict(files)
         for sink in self.sinks:
             sink.close(summary)

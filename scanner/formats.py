@@ -146,6 +146,8 @@ def alert_to_cef(alert: Alert, ecs: dict[str, Any] | None = None) -> str:
     inv = v.get("inversion") or {}
     if inv.get("text"):
         ext += [("cs6Label", "invertedTextMasked"), ("cs6", inv["text"])]
+    if alert.group is not None:  # a roll-up (scanner.noise): cn3 is the folded count
+        ext += [("act", "grouped"), ("cn4Label", "distinctVectors"), ("cn4", alert.group.distinct_vectors)]
     if inv.get("text_sealed"):  # only when the sink opted in to reveal (scanner.reveal)
         ext.append(("vecleakTextSealed", orjson.dumps(inv["text_sealed"]).decode()))
     header = "|".join(

@@ -136,6 +136,32 @@ class Finding:
         return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class AlertGroup:
+    """What a roll-up alert summarises: one source × model × rule over one window (scanner.noise).
+
+    ``alerts`` are the alerts folded into this roll-up (not sent one by one), so summing
+    ``Alert.count`` over every event a sink received gives the number of distinct alerts.
+    """
+
+    source: str
+    model: str
+    rule_id: str
+    start: float
+    end: float
+    alerts: int
+    distinct_vectors: int
+    rate_limited: int
+    first_event_id: str | None
+    sample_sha256: tuple[str, ...] = ()
+
+    @property
+    def event_id(self) -> str:
+        """Stable per (group key, window start): a replayed roll-up keeps its id."""
+        key = "\x1f".join(["group", self.source, self.model, self.rule_id, f"{self.start:.3f}"])
+        return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
 @dataclass(slots=True)
 class Alert:
     """A Finding after a rule fired. Sinks format and deliver these; they never decide sensitivity."""
@@ -147,6 +173,7 @@ class Alert:
     tags: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
     count: int = 1
+    group: AlertGroup | None = None  # set on a roll-up only
 
     @property
     def fingerprint(self) -> str:
@@ -156,7 +183,7 @@ class Alert:
     @property
     def event_id(self) -> str:
         """Stable alert id: a replay after a crash yields the same id, so downstream can dedupe."""
-        return self.fingerprint[:32]
+        return self.group.event_id if self.group is not None else self.fingerprint[:32]
 
 
 @dataclass(slots=True)

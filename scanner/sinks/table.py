@@ -40,7 +40,7 @@ class TableSink:
                 dim = f"{f.candidate.dim}{' (truncated)' if f.candidate.truncated else ''}"
                 table.add_row(
                     f"[{_STYLE[a.level.name]}]{a.level.name}[/]",
-                    a.rule_id,
+                    a.rule_id + (f" (+{a.count} grouped)" if a.group is not None else ""),
                     where,
                     dim,
                     f.candidate.encoding,
@@ -69,6 +69,12 @@ def _summary_line(s: dict[str, Any]) -> str:
         f"Scanned {s.get('files', 0)} file(s), {s.get('bytes', 0):,} bytes in {s.get('seconds', 0):.2f}s; "
         f"{s.get('findings', 0)} embedding finding(s), {s.get('alerts', 0)} alert(s), "
         f"{s.get('rejected', 0)} numeric array(s) judged not embeddings, {s.get('diagnostics', 0)} input problem(s)."
+        + (
+            f" Noise control folded {s.get('grouped', 0)} grouped and {s.get('rate_limited', 0)} rate-limited"
+            f" alert(s) into {s.get('rollups', 0)} roll-up(s)."
+            if s.get("grouped") or s.get("rate_limited")
+            else ""
+        )
     )
 
 
