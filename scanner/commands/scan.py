@@ -12,6 +12,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 from scanner.cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, error
 from scanner.engine import Engine, load_baseline, write_baseline
 from scanner.model import Level
+from scanner.noise import NoiseControl, parse_duration
 from scanner.pipeline import Pipeline
 from scanner.rules import RuleError, load_rules
 from scanner.sinks import FORMATS, open_sink
@@ -69,7 +70,35 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
         metavar="LEVEL",
         help="exit 3 when an alert is at or above LEVEL (default: informational)",
     )
+    p.add_argument(
+        "--group-window",
+        type=_duration,
+        default=None,
+        metavar="DURATION",
+        help="one alert per source x model x rule per window (e.g. 60s, 5m), then a roll-up with a count;"
+        " default off: every distinct vector is reported",
+    )
+    p.add_argument(
+        "--max-alerts-per-minute",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="send at most N alerts a minute (token bucket); the rest are counted and rolled up",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return int(text)
 
 
 def open_sinks(args: argparse.Namespace, console: Console) -> list[Any]:
@@ -96,18 +125,26 @@ def prepare(args: argparse.Namespace) -> tuple[Engine, Level] | int:
     except (OSError, ValueError) as exc:
         error(str(exc))
         return EXIT_ERROR
-    return Engine(Pipeline(), rules, sinks, baseline=baseline), fail_on
+    noise = NoiseControl(args.group_window, args.max_alerts_per_minute)
+    return Engine(Pipeline(), rules, sinks, baseline=baseline, noise=noise), fail_on
 
 
 def finish(args: argparse.Namespace, engine: Engine, fail_on: Level, files: int) -> int:
     summary = engine.close(files)
     if args.write_baseline:
-        n = write_baseline(args.write_baseline, engine.sent, engine.baseline)
+        # engine.seen: every new alert's fingerprint, including those folded into roll-ups.
+        n = write_baseline(args.write_baseline, engine.sent, engine.baseline | engine.seen)
         Console(file=sys.stderr).print(f"wrote {n} fingerprint(s) to {args.write_baseline}")
     if (args.format or ("table" if sys.stdout.isatty() else "jsonl")) != "table":
         Console(file=sys.stderr).print(
             f"vecleak: {summary['findings']} finding(s), {summary['alerts']} alert(s), "
-            f"{summary['diagnostics']} input problem(s), {summary['bytes']:,} bytes in {summary['seconds']:.2f}s",
+            f"{summary['diagnostics']} input problem(s), {summary['bytes']:,} bytes in {summary['seconds']:.2f}s"
+            + (
+                f"; {summary['grouped']} grouped, {summary['rate_limited']} rate-limited,"
+                f" {summary['rollups']} roll-up(s)"
+                if summary["grouped"] or summary["rate_limited"]
+                else ""
+            ),
             highlight=False,
         )
     highest = engine.stats.highest
