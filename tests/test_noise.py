@@ -262,3 +262,45 @@ def test_cli_group_window_and_baseline_keep_folded_fingerprints(tmp_path):
     assert again.returncode == 0 and alerts(again.stdout) == []  # folded alerts were baselined too
     bad = run_cli("scan", str(log.parent), "--group-window", "soon")
     assert bad.returncode == 2 and b"invalid duration" in bad.stderr
+
+
+def test_serve_sends_rollup_when_window_ends_without_new_traffic(tmp_path):
+    """``serve --otlp`` ticks its grouping windows: the roll-up arrives while the receiver idles."""
+    import time
+    import urllib.request
+
+    from otlp_helpers import vecleak_serve
+
+    vecs = unit_vectors(3, 384, seed=41)
+    spans = [
+        {
+            "traceId": f"{i + 1:032x}",
+            "spanId": f"{i + 1:016x}",
+            "name": "CreateEmbeddings",
+            "attributes": [
+                {
+                    "key": "embedding.embeddings.0.embedding.vector",
+                    "value": {"arrayValue": {"values": [{"doubleValue": float(x)} for x in v]}},
+                }
+            ],
+        }
+        for i, v in enumerate(vecs)
+    ]
+    body = orjson.dumps({"resourceSpans": [{"resource": {}, "scopeSpans": [{"spans": spans}]}]})
+    out = tmp_path / "alerts.jsonl"
+    with vecleak_serve(out, "--group-window", "1s") as port:
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/traces", data=body, headers={"Content-Type": "application/json"}
+        )
+        urllib.request.urlopen(req, timeout=10).read()
+        docs: list[dict] = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # waits for an event, asserts no timing
+            docs = alerts(out.read_bytes()) if out.exists() else []
+            if any(d["event"].get("action") == "grouped" for d in docs):
+                break
+            time.sleep(0.2)
+        rolls = [d for d in docs if d["event"].get("action") == "grouped"]
+        assert rolls, docs
+    assert all(d["vecleak"]["finding"]["count"] == 2 for d in rolls)
+    assert all(d["vecleak"]["group"]["window_seconds"] == 1.0 for d in rolls)  # closed by the tick

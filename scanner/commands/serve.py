@@ -60,7 +60,13 @@ def run(args: argparse.Namespace) -> int:
 
     source = SourceRef(kind="otlp", display=f"otlp://{args.otlp}", identity=f"otlp:{args.otlp}")
 
+    lock = threading.Lock()  # the worker feeds, the main thread closes grouping windows (tick)
+
     def on_views(_signal: str, views: list[SpanView]) -> None:
+        with lock:
+            _feed(views)
+
+    def _feed(views: list[SpanView]) -> None:
         for record in records_for(views, source):
             engine.feed(record)
         if not keep_sent:
@@ -88,7 +94,9 @@ def run(args: argparse.Namespace) -> int:
     host, port = receiver.address
     mode = f", forwarding to {args.forward}{' (redacted)' if args.redact else ''}" if args.forward else ""
     print(f"vecleak: OTLP/HTTP receiver listening on http://{host}:{port}{mode}", file=sys.stderr, flush=True)
-    stop.wait()
+    while not stop.wait(1.0):
+        with lock:
+            engine.tick()  # --group-window roll-ups go out when their window ends, even when idle
     receiver.stop()
     summary = engine.close(0)
     c = receiver.counters
@@ -103,5 +111,5 @@ def run(args: argparse.Namespace) -> int:
     if args.write_baseline:
         from scanner.engine import write_baseline
 
-        write_baseline(args.write_baseline, engine.sent, engine.baseline)
+        write_baseline(args.write_baseline, engine.sent, engine.baseline | engine.seen)
     return EXIT_OK
