@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import faulthandler
 import importlib
 import json
 import logging
@@ -420,6 +421,8 @@ class Daemon:
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
+        # SIGUSR1 dumps every thread's stack to stderr: how to see where a stuck daemon waits.
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
         self.start()
         while not stop.wait(0.2):
             if self.reload_requested.is_set():
