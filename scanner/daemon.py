@@ -42,6 +42,7 @@ from dataclasses import dataclass, field, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
+import orjson
 import yaml
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -396,6 +397,7 @@ class Daemon:
 
     def start(self) -> None:
         pruned = self.state.prune_ids(NS_ALERTS, self.cfg.dedup_ttl_days * 86400)
+        self._recover_written_ids()
         _log(
             logging.INFO,
             "starting",
@@ -414,6 +416,27 @@ class Daemon:
             self._spawn("enricher", self._enrich_loop)
         if not self.cfg.poll:
             self._watch_events()
+
+    def _recover_written_ids(self, tail_bytes: int = 4 * 1024 * 1024) -> None:
+        """Close the crash window for file outputs: a kill -9 after a batch reached a jsonl file but
+        before its ids were committed would resend them, so take the ids already in the file's tail."""
+        found: list[str] = []
+        for spec in self.cfg.output:
+            scheme, _, target = spec.partition(":")
+            if scheme not in ("jsonl", "ecs") or target in ("", "-") or not os.path.isfile(target):
+                continue
+            with open(target, "rb") as fh:
+                fh.seek(max(0, os.fstat(fh.fileno()).st_size - tail_bytes))
+                for line in fh.read().splitlines():
+                    try:
+                        event = orjson.loads(line).get("event", {})
+                    except (orjson.JSONDecodeError, AttributeError):
+                        continue  # the partial first line of the tail, or a torn last write
+                    if event.get("kind") == "alert" and event.get("action") != "enriched" and event.get("id"):
+                        found.append(str(event["id"]))
+        if found:
+            with self.state.transaction():
+                self.state.add_ids(NS_ALERTS, found)
 
     def run_forever(self) -> int:
         """Install signal handlers, start, block until SIGTERM/SIGINT, then drain and exit 0."""
