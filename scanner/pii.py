@@ -586,8 +586,15 @@ def find_pii(text: str, types: tuple[str, ...] = PII_TYPES) -> list[PiiItem]:
     for m in _EMAIL.finditer(text):
         add("email", m.start(), m.end(), re.sub(r"\s", "", m.group()))
     for m in _IBAN.finditer(text):
-        if iban_ok(m.group(1)):
-            add("iban", m.start(1), m.end(1))
+        # The pattern is greedy across spaces ("... 0130 00 today"); drop trailing chunks until valid.
+        value = m.group(1)
+        while value:
+            if iban_ok(value):
+                add("iban", m.start(1), m.start(1) + len(value))
+                break
+            if " " not in value:
+                break
+            value = value.rsplit(" ", 1)[0]
     for m in _CARD.finditer(text):
         digits = re.sub(r"\D", "", m.group())
         if 13 <= len(digits) <= 19 and luhn_ok(digits):
