@@ -19,7 +19,7 @@ EXIT_USAGE = 2
 EXIT_FINDINGS = 3
 
 # Subcommand modules; each exposes ``register(subparsers)`` and sets ``func`` to its ``run(args) -> int``.
-COMMANDS = ("scan", "rules", "demo", "serve", "fingerprint", "es", "watch")
+COMMANDS = ("scan", "rules", "demo", "serve", "fingerprint", "es", "watch", "invert")
 
 
 def error(message: str) -> None:

@@ -61,9 +61,9 @@ def demo_texts(seed: int = 7) -> list[DemoText]:
 
 def embed(texts: list[str]) -> np.ndarray:
     """Real all-MiniLM-L6-v2 embeddings, from the local package (never a model hub)."""
-    from scanner.localmodels import load_model
+    from scanner.inversion.models import DEFAULT_MODEL, load_encoder
 
-    return load_model("sentence-transformers/all-MiniLM-L6-v2").encode(texts)
+    return load_encoder(DEFAULT_MODEL).embed_texts(texts)
 
 
 def write_demo(folder: str, seed: int = 7) -> dict[str, int]:

@@ -1,0 +1,146 @@
+"""``vecleak invert [FILE|-]``: turn leaked vectors back into text, one JSON line per vector.
+
+Input: one vector per line (a JSON array), or any line the detectors understand (a vector inside a
+log line, base64 floats, ...). Output: JSONL in input order with ``text``, ``cosine``, ``steps``,
+``seconds``, ``model`` and ``pii``. Text and PII values are redacted unless ``--reveal``. A vector that
+cannot be inverted (wrong dimension, zero, NaN, cut off) gets a line with ``error`` and the run goes
+on. Raw vectors are never printed: lines carry the vector's SHA-256.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import orjson
+
+from scanner.cli import EXIT_ERROR, EXIT_OK, EXIT_USAGE, error
+from scanner.model import SourceRef, vector_sha256
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "invert",
+        help="reconstruct the text behind leaked embedding vectors",
+        description="Reconstruct text from embedding vectors (one JSON array per line, or any line "
+        "the detectors understand) with a local model, and report PII found in it.",
+    )
+    p.add_argument("file", nargs="?", default="-", metavar="FILE", help="input file, or - for stdin")
+    p.add_argument(
+        "--model",
+        default="sentence-transformers/all-MiniLM-L6-v2",
+        help="registered model id, alias, or path to a local sentence-transformers folder",
+    )
+    p.add_argument(
+        "--budget",
+        type=int,
+        default=None,
+        help="candidate texts re-embedded per vector (default: 2500 on CPU, 6000 on GPU)",
+    )
+    p.add_argument("--max-seconds", type=float, default=None, help="wall-clock cap per vector")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (GPU when present)")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default 2)")
+    p.add_argument("--reveal", action="store_true", help="print clear text and PII (default: redacted)")
+    p.add_argument(
+        "--known",
+        metavar="FILE",
+        help="sensitive strings, one per line: report whether each vector is (or contains) one",
+    )
+    p.add_argument("-o", "--output", default="-", help="output JSONL file (default stdout)")
+    p.set_defaults(func=run)
+
+
+def iter_vectors(stream: IO[bytes], display: str) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
+    """(line number, vector or None, error) for every vector in the input, in order."""
+    pipeline = None
+    source = SourceRef("file", display, display)
+    for lineno, raw in enumerate(stream, start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        try:
+            value = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            value = None
+        if isinstance(value, list):
+            try:
+                yield lineno, np.asarray(value, dtype=np.float64), None
+            except (TypeError, ValueError):
+                yield lineno, None, "not an array of numbers"
+            continue
+        # Not a bare array: let the detectors find vectors inside the line (logs, base64, ...).
+        if pipeline is None:
+            from scanner.model import Record
+            from scanner.pipeline import Pipeline
+
+            pipeline = Pipeline()
+            record_type = Record
+        cands, _diags = pipeline.candidates(record_type(data=line, source=source, line=lineno))
+        if not cands:
+            hint = " (truncated print?)" if line.startswith(b"[") else ""
+            yield lineno, None, f"no vector found on this line{hint}"
+        for cand in cands:
+            if cand.truncated:
+                yield lineno, None, "vector is truncated (cut off in the log)"
+            else:
+                yield lineno, np.asarray(cand.values, dtype=np.float64), None
+
+
+def run(args: argparse.Namespace) -> int:
+    from scanner import inversion
+
+    if not inversion.available():
+        error("inversion needs torch and transformers: pip install 'vecleak[invert]'")
+        return EXIT_ERROR
+    try:
+        inverter = inversion.Inverter(
+            args.model,
+            device=args.device,
+            budget=args.budget,
+            threads=args.threads,
+            max_seconds=args.max_seconds,
+        )
+    except KeyError as exc:
+        error(str(exc.args[0]) if exc.args else str(exc))
+        return EXIT_USAGE
+    except (OSError, RuntimeError, ValueError) as exc:
+        error(f"cannot load model {args.model}: {exc}")
+        return EXIT_ERROR
+    matcher = None
+    if args.known:
+        from scanner.inversion.match import KnownTextMatcher
+
+        strings = [s for s in Path(args.known).read_text(encoding="utf-8").splitlines() if s.strip()]
+        matcher = KnownTextMatcher(inverter.encoder, strings)
+
+    stream = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
+    out = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")  # noqa: SIM115
+    try:
+        for index, (lineno, vector, problem) in enumerate(iter_vectors(stream, args.file)):
+            row: dict[str, Any] = {"index": index, "line": lineno, "model": inverter.model_id}
+            if vector is not None:
+                row["vector_sha256"] = vector_sha256(np.nan_to_num(vector.astype(np.float32)))
+            if problem is None:
+                try:
+                    result = inverter.invert(vector)
+                    row.update(result.to_dict(reveal=args.reveal))
+                    if matcher is not None:
+                        unit = inverter.check(vector)
+                        matches = matcher.match(unit, inverted_text=result.text)
+                        row["known"] = [m.to_dict() for m in matches if m.relation != "none"]
+                except inversion.InversionInputError as exc:
+                    problem = str(exc)
+            if problem is not None:
+                row["error"] = problem
+            out.write(orjson.dumps(row) + b"\n")
+            out.flush()
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+        if out is not sys.stdout.buffer:
+            out.close()
+    return EXIT_OK

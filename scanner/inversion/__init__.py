@@ -1,0 +1,188 @@
+"""Inversion: turn a leaked embedding back into text, with the model vecleak can run locally.
+
+Public API (the scan pipeline calls this; torch is imported only when an Inverter is built)::
+
+    from scanner import inversion
+    if inversion.available():
+        result = inversion.Inverter("sentence-transformers/all-MiniLM-L6-v2", "cpu", budget=2500).invert(vec)
+        result.text, result.cosine, result.pii
+
+Bad vectors raise :class:`InversionInputError` with a message fit for a per-vector ``error`` line.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from scanner.pii import PiiItem, find_pii, redact
+
+from .models import DEFAULT_MODEL
+
+__all__ = ["DEFAULT_MODEL", "InversionInputError", "InversionResult", "Inverter", "available", "detokenize"]
+
+
+def available() -> bool:
+    """True when torch and transformers are importable (checked without importing them)."""
+    return all(importlib.util.find_spec(m) is not None for m in ("torch", "transformers"))
+
+
+class InversionInputError(ValueError):
+    """A vector that cannot be inverted: wrong dimension, zero, NaN/inf, or cut off."""
+
+
+@dataclass(slots=True)
+class InversionResult:
+    """What one leaked vector reads as. ``text`` is clear text; use :meth:`to_dict` for output."""
+
+    text: str
+    cosine: float
+    steps: int
+    evaluations: int
+    seconds: float
+    model: str
+    pii: list[PiiItem] = field(default_factory=list)
+
+    def redacted_text(self) -> str:
+        return redact(self.text, self.pii)
+
+    def to_dict(self, reveal: bool = False) -> dict[str, Any]:
+        return {
+            "text": self.text if reveal else self.redacted_text(),
+            "cosine": round(self.cosine, 6),
+            "steps": self.steps,
+            "evaluations": self.evaluations,
+            "seconds": round(self.seconds, 3),
+            "model": self.model,
+            "pii": [it.to_dict(reveal) for it in self.pii],
+        }
+
+
+def _pick_device(device: str | None) -> str:
+    if device and device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+_JOIN_BOTH = {"@", "/", "_"}
+_NO_SPACE_BEFORE = {",", ".", "!", "?", ";", ":", ")", "]", "}", "%", "'"}
+_NO_SPACE_AFTER = {"(", "[", "{", "$", "#", "'"}
+
+
+def detokenize(tokens: list[str]) -> str:
+    """Readable text from wordpieces that re-tokenises to the same pieces.
+
+    BERT splits punctuation wherever spaces are, so only word–word boundaries need a space; around
+    punctuation we choose what reads naturally: ``mike.green@gmail.com``, ``555-867-5309``, ``3.5``.
+    """
+    out = ""
+    prev = ""
+    for i, tok in enumerate(tokens):
+        if tok.startswith("##"):
+            out += tok[2:]
+            prev = tok
+            continue
+        if not out:
+            out = tok
+        elif not tok.isalnum() or not prev[-1:].isalnum():
+            # punctuation boundary: spacing is free for the tokeniser, pick the natural form
+            glue = (
+                tok in _JOIN_BOTH
+                or prev in _JOIN_BOTH
+                or tok in _NO_SPACE_BEFORE
+                or prev in _NO_SPACE_AFTER
+                or (tok == "-" and prev[-1:].isdigit())
+                or (prev == "-" and tok[:1].isdigit() and out[-2:-1].isdigit())
+                or (prev == "." and (_in_email_or_number(out, tok) or "@" in tokens[i + 1 : i + 3]))
+            )
+            out += tok if glue else " " + tok
+        else:
+            out += " " + tok
+        prev = tok
+    return out
+
+
+def _in_email_or_number(out: str, tok: str) -> bool:
+    last_word = out.rsplit(" ", 1)[-1]
+    return (
+        "@" in last_word
+        or (last_word[:-1].replace(".", "").isdigit() and tok.isdigit())
+        or (tok in {"com", "org", "net", "io", "edu", "gov", "de", "uk", "co"})
+    )
+
+
+class Inverter:
+    """White-box inverter for one local model: search for text whose embedding matches a vector."""
+
+    def __init__(
+        self,
+        model_id: str = DEFAULT_MODEL,
+        device: str | None = "auto",
+        budget: int | None = None,
+        threads: int | None = 2,
+        stop_cos: float = 0.999,
+        max_seconds: float | None = None,
+    ) -> None:
+        from .models import load_encoder
+        from .search import SearchConfig, WhiteBoxSearch
+
+        self.device = _pick_device(device)
+        self.encoder = load_encoder(
+            model_id, device=self.device, threads=threads if self.device == "cpu" else None
+        )
+        self.model_id = self.encoder.spec.model_id
+        config = SearchConfig(stop_cos=stop_cos, max_seconds=max_seconds)
+        if budget is not None:
+            config.budget = int(budget)
+        self.search = WhiteBoxSearch(self.encoder, config)
+
+    @property
+    def dim(self) -> int:
+        return self.encoder.dim
+
+    def check(self, vector: Any) -> np.ndarray:
+        """Validate a leaked vector; raise :class:`InversionInputError` with a per-vector message."""
+        try:
+            arr = np.asarray(vector, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise InversionInputError(f"not a numeric vector: {exc}") from None
+        if arr.ndim != 1:
+            raise InversionInputError(f"expected a 1-d vector, got shape {arr.shape}")
+        if arr.shape[0] != self.dim:
+            hint = " (truncated print?)" if arr.shape[0] < self.dim else ""
+            raise InversionInputError(
+                f"dimension {arr.shape[0]} does not match model {self.model_id} (dim {self.dim}){hint}"
+            )
+        if not np.all(np.isfinite(arr)):
+            raise InversionInputError("vector contains NaN or infinite values")
+        norm = float(np.linalg.norm(arr))
+        if norm == 0.0 or not math.isfinite(norm):
+            raise InversionInputError("zero vector: nothing to invert")
+        return (arr / norm).astype(np.float32)
+
+    def text_of(self, ids: tuple[int, ...]) -> str:
+        return detokenize(self.encoder.tokenizer.convert_ids_to_tokens(list(ids)))
+
+    def invert(self, vector: Any) -> InversionResult:
+        target = self.check(vector)
+        t0 = time.monotonic()
+        outcome = self.search.run(target)
+        text = self.text_of(outcome.ids)
+        # Report the cosine of the printed text, re-embedded from scratch: the number users can check.
+        cosine = float(self.encoder.embed_texts([text])[0] @ target)
+        return InversionResult(
+            text=text,
+            cosine=cosine,
+            steps=outcome.steps,
+            evaluations=outcome.evaluations,
+            seconds=time.monotonic() - t0,
+            model=self.model_id,
+            pii=find_pii(text),
+        )
