@@ -31,18 +31,9 @@ def run(args: argparse.Namespace) -> int:
         f"Wrote {sum(planted.values())} leaked vectors (and decoys) into {args.dir}/: "
         + ", ".join(f"{k} ({v})" for k, v in planted.items())
     )
-    code = scan.run(
-        argparse.Namespace(
-            paths=[args.dir],
-            include=[],
-            exclude=[],
-            format=args.format,
-            output=[],
-            rules=[],
-            baseline=None,
-            write_baseline=None,
-            fail_on="informational",
-            no_progress=True,
-        )
-    )
+    # Through the real parser, so the demo always scans with exactly the defaults a user gets.
+    from scanner.cli import build_parser
+
+    scan_args = build_parser().parse_args(["scan", args.dir, "--format", args.format, "--no-progress"])
+    code = scan.run(scan_args)
     return EXIT_OK if code in (0, 3) else code
