@@ -110,3 +110,22 @@ def test_cli_redacts_by_default(enc, tmp_path):
     result.pii = find_pii(result.text)
     assert result.to_dict()["text"] == "mail m***@gmail.com"
     assert result.to_dict(reveal=True)["pii"] == [{"type": "email", "value": "mike.green@gmail.com"}]
+
+
+def test_enricher_inverts_confirms_and_masks():
+    """The daemon's inversion hook: masked text for alerts, clear text kept apart, model confirmed."""
+    import numpy as np
+
+    from scanner.inversion import make_enricher
+    from scanner.inversion.models import DEFAULT_MODEL, load_encoder
+    from scanner.model import Candidate, Finding, ModelGuess, SourceRef
+
+    vec = load_encoder(DEFAULT_MODEL).embed_texts(["reset my password"])[0].astype(np.float32)
+    finding = Finding(Candidate(vec, "python-list", 0, 1), SourceRef("file", "a", "a"), 1, 0, 0.9, (), [ModelGuess(DEFAULT_MODEL, 0.6)])
+    enricher = make_enricher()
+    enricher.budget = 300
+    out = enricher.enrich(finding)
+    assert out is not None and out["cosine"] >= 0.9
+    assert out["text_clear"] and finding.fingerprint[0].confirmed
+    unknown = Finding(Candidate(vec, "python-list", 0, 1), SourceRef("file", "a", "a"), 1, 0, 0.9, (), [])
+    assert enricher.enrich(unknown) is None  # no model guess: nothing we can run

@@ -186,3 +186,47 @@ class Inverter:
             model=self.model_id,
             pii=find_pii(text),
         )
+
+
+class InversionEnricher:
+    """Inverts a finding's vector when its top model guess is one vecleak can run locally.
+
+    This is the hook the ``watch`` daemon's inversion worker calls (``make_enricher``), off the hot
+    path. It returns the masked text for alerts, keeps the clear text under ``text_clear`` (never
+    rendered by :func:`scanner.ecs.alert_to_ecs`), and confirms the model when the round trip is close.
+    """
+
+    def __init__(self, device: str | None = "auto", budget: int | None = None) -> None:
+        self.device = device
+        self.budget = budget
+        self._inverters: dict[str, Inverter] = {}
+
+    def enrich(self, finding: Any) -> dict[str, Any] | None:
+        from scanner.fingerprint import confirm
+
+        from .models import resolve
+
+        top = finding.model
+        if finding.candidate.truncated or top is None:
+            return None
+        try:
+            resolve(top.model)
+        except (KeyError, ValueError, FileNotFoundError):
+            return None  # not a model we can run here
+        inverter = self._inverters.get(top.model)
+        if inverter is None:
+            inverter = self._inverters[top.model] = Inverter(top.model, self.device, self.budget)
+        try:
+            result = inverter.invert(finding.candidate.values)
+        except InversionInputError:
+            return None
+        finding.fingerprint = confirm(finding.fingerprint, top.model, result.cosine)
+        out = result.to_dict(reveal=False)
+        out["text_clear"] = result.text
+        out["confirmed"] = bool(finding.fingerprint and finding.fingerprint[0].confirmed)
+        return out
+
+
+def make_enricher() -> InversionEnricher | None:
+    """The daemon's default enricher: None when torch/transformers are not installed."""
+    return InversionEnricher() if available() else None
