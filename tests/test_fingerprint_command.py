@@ -117,3 +117,30 @@ def test_summarised_print_is_named_only_by_its_context():
     out = fp.guess_batch([bare, named])
     assert out[0] == [] and out[1][0].model == "openai/text-embedding-3-small"
     assert fp.guess_batch([]) == []
+
+
+def test_arrays_the_classifier_rejects_are_counted_not_fingerprinted(tmp_path, capsys):
+    """A latency histogram and a softmax output are numbers, not embeddings: no model guess for them."""
+    rng = np.random.default_rng(3)
+    logits = rng.standard_normal(128)
+    softmax = np.exp(logits) / np.exp(logits).sum()
+    histogram = rng.integers(0, 500, 64)
+    v = rng.standard_normal(384)
+    v /= np.linalg.norm(v)
+    log = "\n".join(
+        [
+            "2026-11-26T09:03:20.400Z INFO  [api] GET /v1/orders/1200 200 39ms",
+            f"2026-11-26T09:03:20.400Z INFO  [metrics] latency_histogram={[int(x) for x in histogram]}",
+            f"2026-11-26T09:03:30.770Z INFO  [ranker] softmax={[float(x) for x in softmax]}",
+            f"2026-11-26T09:03:31.000Z DEBUG [embed] vector={[float(x) for x in v]}",
+        ]
+    )
+    (tmp_path / "app.log").write_text(log + "\n")
+    assert run("--brief", str(tmp_path / "app.log")) == 0
+    out = capsys.readouterr().out
+    assert "line 4: 384 dims" in out and "1 vector(s)" in out
+    assert "64 dims" not in out and "128 dims" not in out and "llama3" not in out
+    assert "2 numeric array(s) judged not embeddings" in out
+    assert run("--json", str(tmp_path / "app.log")) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [x["dim"] for x in lines[:-1]] == [384] and lines[-1]["not_embeddings"] == 2

@@ -1,9 +1,10 @@
 """``vecleak fingerprint FILE``: which model made the vectors in a file, and why.
 
-Scans FILE with the registered detectors (or reads a ``.npy`` array), then prints for every distinct
-vector its ranked model candidates with confidence and reasons, and the pooled answer for the whole
+Scans FILE through the same pipeline as ``vecleak scan`` (detectors, then the embedding classifier), or
+reads a ``.npy`` array, then prints for every distinct accepted vector its ranked model candidates with confidence and reasons, and the pooled answer for the whole
 file (one source, one model). Raw values are never printed: vectors are named by line, size and a
-SHA-256 prefix.
+SHA-256 prefix. Arrays the classifier rejects (histograms, softmax outputs, id lists) are counted, not
+fingerprinted: a model guess for something that is not an embedding is a false lead.
 
 Exit status (the CLI contract): 0 done (also when no vector was found), 1 FILE cannot be read.
 """
@@ -47,7 +48,6 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from scanner.fingerprint import SourceAggregator, default_fingerprinter
-    from scanner.fingerprint.extract import scan_bytes
 
     try:
         data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
@@ -55,23 +55,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     rows: list[dict[str, Any]] = []
+    rejected = 0
     if args.file.endswith(".npy"):
         rows = _npy_rows(data, args.file)
     else:
-        found, diagnostics = scan_bytes(data, args.file, min_dim=MIN_DIM)
-        for diag in diagnostics:
-            print(f"vecleak fingerprint: {diag.kind}: {diag.message}", file=sys.stderr)
-        rows = [
-            {
-                "line": f.line,
-                "encoding": f.candidate.encoding,
-                "values": f.candidate.values,
-                "precision": f.candidate.precision,
-                "hints": {} if args.no_context_hints else dict(f.hints),
-                "sha256": f.sha256,
-            }
-            for f in found
-        ]
+        rows, rejected = _scan_rows(data, args.file, args.no_context_hints)
     if args.model_hint:
         for row in rows:
             row["hints"] = {"model": args.model_hint}
@@ -91,9 +79,20 @@ def run(args: argparse.Namespace) -> int:
     for i, row in enumerate(rows):
         _print_row(out, row, guesses[i], fp, args)
     if args.json:
-        print(json.dumps({"pooled": [_guess_json(g) for g in overall], "vectors": len(rows)}), file=out)
+        print(
+            json.dumps(
+                {
+                    "pooled": [_guess_json(g) for g in overall],
+                    "vectors": len(rows),
+                    "not_embeddings": rejected,
+                }
+            ),
+            file=out,
+        )
     else:
         print(f"\n{len(rows)} vector(s) in {args.file}", file=out)
+        if rejected:
+            print(f"{rejected} numeric array(s) judged not embeddings (not fingerprinted)", file=out)
         if rows:
             print("pooled (one source, one model): " + (_fmt(overall[0]) if overall else "unknown"), file=out)
             if not args.brief:
@@ -101,6 +100,35 @@ def run(args: argparse.Namespace) -> int:
                     for reason in g.reasons:
                         print(f"    - {reason}", file=out)
     return 0
+
+
+def _scan_rows(data: bytes, name: str, no_hints: bool) -> tuple[list[dict[str, Any]], int]:
+    """Distinct vectors the scan pipeline accepts as embeddings, and how many arrays it rejected."""
+    from scanner.model import Record, SourceRef
+    from scanner.pipeline import Pipeline
+
+    result = Pipeline().scan(Record(data=data, source=SourceRef("file", name, name)))
+    for diag in result.diagnostics:
+        print(f"vecleak fingerprint: {diag.kind}: {diag.message}", file=sys.stderr)
+    rows: dict[str, dict[str, Any]] = {}
+    for f in result.findings:
+        c = f.candidate
+        if f.kind != "embedding" or c.truncated or c.values.ndim != 1 or c.values.shape[0] < MIN_DIM:
+            continue
+        if not np.all(np.isfinite(c.values)):
+            continue
+        rows.setdefault(
+            f.sha256,
+            {
+                "line": f.line,
+                "encoding": c.encoding,
+                "values": c.values,
+                "precision": c.precision,
+                "hints": {} if no_hints else dict(c.hints),
+                "sha256": f.sha256,
+            },
+        )
+    return list(rows.values()), result.rejected
 
 
 def _npy_rows(data: bytes, name: str) -> list[dict[str, Any]]:
