@@ -4,7 +4,9 @@
 
 Sources are listed in ``scanner/data/signatures/sources.yaml``. Fixture vectors that are (near-)copies
 of each other (the same vector in a request and in a response) are counted once. MiniLM is embedded
-here from :func:`scanner.fingerprint.reftext.reference_texts`; torch is imported only in this script.
+here from the ``"signature"`` split of :func:`scanner.fingerprint.reftext.reference_corpus` (stdlib
+docstring sentences, query/ticket-style requests, template sentences); torch is imported only in this
+script.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 import yaml
 
 from .extract import scan_bytes
-from .reftext import reference_texts
+from .reftext import reference_corpus, reference_texts
 from .signature import build_signature, save_signature
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -77,16 +79,17 @@ def main(argv: list[str] | None = None) -> int:
         save_signature(sig, args.out)
         index[model] = {"n": sig.n, "dim": sig.dim, "heldout": sig.heldout, "source": "real fixtures"}
     for entry in load_sources()["local"]:
-        texts = reference_texts(int(entry["count"]))
-        sig = build_signature(
-            entry["model"], embed_minilm(texts), (f"reftext.reference_texts({len(texts)})",)
-        )
+        if entry.get("texts") == "corpus":
+            texts, label = reference_corpus("signature"), "reftext.reference_corpus('signature')"
+        else:
+            texts, label = reference_texts(int(entry["count"])), "reftext.reference_texts"
+        sig = build_signature(entry["model"], embed_minilm(texts), (f"{label}: {len(texts)} texts",))
         save_signature(sig, args.out)
         index[entry["model"]] = {
             "n": sig.n,
             "dim": sig.dim,
             "heldout": sig.heldout,
-            "source": "local model, generated texts",
+            "source": "local model, stdlib docstrings + generated texts",
         }
     (args.out / "index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     for model, meta in sorted(index.items()):

@@ -48,6 +48,7 @@ MIN_EVIDENCE = 2.0
 MAX_GUESSES = 3
 PRIOR_NATIVE, PRIOR_DOCUMENTED_CUT, PRIOR_PREFIX = 1.0, 0.5, 0.1
 UNIT_TOL = 0.02
+E_GAP_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,12 @@ class Fingerprinter:
             c_mu=np.array([hy.c_mu for hy in hyps]),
             c_sd=np.array([hy.c_sd for hy in hyps]),
             e_mu=np.array([hy.e_mu for hy in hyps]),
-            e_sd=np.array([hy.e_sd for hy in hyps]),
+            # Real texts unlike the reference set (short queries, tickets) sit between the reference
+            # texts and the null: the model's spread is at least E_GAP_SHARE of that gap.
+            e_sd=np.maximum(
+                [hy.e_sd for hy in hyps],
+                E_GAP_SHARE * np.maximum(np.array([hy.e_mu for hy in hyps]) - e_null_mu, 0.0),
+            ),
             e_null_mu=e_null_mu,
             e_null_sd=e_null_sd,
             log_prior=np.array([hy.log_prior for hy in hyps]),
