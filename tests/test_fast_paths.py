@@ -21,7 +21,7 @@ import pytest
 from conftest import unit_vectors
 
 from detectors import _common, base64_floats, numeric_list, vcr_binary
-from scanner.model import Record, SourceRef
+from scanner.model import Candidate, Record, SourceRef
 from scanner.pipeline import Pipeline
 from scanner.sources.files import FileSource, open_text_stream, read_stream
 
@@ -69,37 +69,51 @@ def ref_precision(values64: np.ndarray, text: bytes | None = None) -> str:
 
 
 def ref_numeric(data: bytes) -> list[tuple]:
-    """What numeric_list found before the prefilter: ``_ARRAY.finditer`` over the whole record."""
+    """What numeric_list found before its fast paths: ``_ARRAY.finditer`` over each numeric window."""
     det = numeric_list.DETECTOR
-    out = []
-    for m in numeric_list._ARRAY.finditer(data):
-        body = m.group(1)
-        escaped = b"\\" in body or b"np.float" in body
-        clean = numeric_list._ESCAPES.sub(b" ", body) if escaped else body
-        values64 = _common.parse_numbers(clean)
-        if values64 is None:
-            continue
-        with np.errstate(over="ignore", invalid="ignore"):
-            values32 = values64.astype(np.float32)
-        out.append(
-            (
-                m.start(),
-                m.end(),
-                det._encoding(data, m.start(), body, b"\n" in body),
-                ref_key_before(data, m.start()),
-                m.group(2) is None,
-                ref_precision(values64, clean),
-                values32.tobytes(),
+    record = Record(data=data, source=SRC)
+    out: list[tuple] = []
+    prev_end, prev_key = -1, None
+    for lo, hi in _common.numeric_windows(data):
+        for m in numeric_list._ARRAY.finditer(data, lo, hi):
+            body = m.group(1)
+            truncated = m.group(2) is None
+            if truncated and _common.at_window_edge(record, m.end()):
+                continue
+            escaped = b"\\" in body or b"np.float" in body
+            clean = numeric_list._ESCAPES.sub(b" ", body) if escaped else body
+            values64 = _common.parse_numbers(clean)
+            if values64 is None:
+                continue
+            start = m.start()
+            key = ref_key_before(data, start) or _common.sibling_key(data, prev_end, start, prev_key)
+            prev_end, prev_key = m.end(), key
+            with np.errstate(over="ignore", invalid="ignore"):
+                values32 = values64.astype(np.float32)
+            out.append(
+                (
+                    start,
+                    m.end(),
+                    det._encoding(data, start, m.end(), body, b"\n" in body),
+                    key,
+                    truncated,
+                    ref_precision(values64, clean),
+                    values32.tobytes(),
+                )
             )
-        )
+            if truncated:
+                out.append(("diagnostic", start))
     return out
 
 
 def fast_numeric(data: bytes) -> list[tuple]:
-    return [
-        (c.start, c.end, c.encoding, c.key, c.truncated, c.precision, c.values.tobytes())
-        for c in numeric_list.DETECTOR.find(Record(data=data, source=SRC))
-    ]
+    out: list[tuple] = []
+    for c in numeric_list.DETECTOR.find(Record(data=data, source=SRC)):
+        if isinstance(c, Candidate):
+            out.append((c.start, c.end, c.encoding, c.key, c.truncated, c.precision, c.values.tobytes()))
+        else:
+            out.append(("diagnostic", out[-1][0]))
+    return out
 
 
 # ---- corpora ----
