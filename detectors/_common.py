@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
+from collections.abc import Iterator
 from itertools import repeat
 
 import numpy as np
@@ -291,3 +293,103 @@ def numeric_windows(data: bytes) -> tuple[tuple[int, int], ...]:
     result = tuple(out)
     _windows_cache = (data, result)
     return result
+
+
+_starts_cache: tuple[tuple[tuple[int, int], ...], list[int]] | None = None
+
+
+def window_of(windows: tuple[tuple[int, int], ...], pos: int) -> tuple[int, int] | None:
+    """The window holding byte ``pos``, if any (windows are disjoint and sorted)."""
+    global _starts_cache
+    cached = _starts_cache
+    if cached is None or cached[0] is not windows:
+        cached = (windows, [lo for lo, _ in windows])
+        _starts_cache = cached
+    i = bisect_right(cached[1], pos) - 1
+    if i < 0:
+        return None
+    lo, hi = windows[i]
+    return (lo, hi) if pos < hi else None
+
+
+def window_finditer(pattern: re.Pattern[bytes], data: bytes) -> Iterator[tuple[re.Match[bytes], int]]:
+    """``(m, hi)`` for exactly the matches of ``pattern.finditer(data, lo, hi)`` over every numeric window.
+
+    A block can hold a million windows per GB (a number at the end of one access-log line and an IP
+    at the start of the next make a run), and a Python loop over them per detector costs seconds per
+    GB. For a pattern that starts with an opener byte (``[``, ``{``) never found inside its own
+    matches, one ``finditer`` over the block (sre finds the literal fast) gives the same matches: keep
+    those that start in a window; one that runs past its window's end is matched again within it.
+    """
+    windows = numeric_windows(data)
+    if not windows:
+        return
+    for m in pattern.finditer(data, windows[0][0], windows[-1][1]):
+        window = window_of(windows, m.start())
+        if window is None:
+            continue
+        hi = window[1]
+        if m.end() <= hi:
+            yield m, hi
+        else:
+            # The window's own finditer tries this opener within the window; no other opener lies
+            # between here and the window's end (they would sit inside this match).
+            again = pattern.match(data, m.start(), hi)
+            if again is not None:
+                yield again, hi
+
+
+def window_find(data: bytes, needle: bytes) -> list[int]:
+    """Positions of ``needle`` lying wholly inside a numeric window, in order (one block-wide find)."""
+    windows = numeric_windows(data)
+    if not windows:
+        return []
+    out = []
+    end = windows[-1][1]
+    pos = data.find(needle, windows[0][0], end)
+    while pos != -1:
+        window = window_of(windows, pos)
+        if window is not None and pos + len(needle) <= window[1]:
+            out.append(pos)
+        pos = data.find(needle, pos + 1, end)
+    return out
+
+
+# Block-wide "[" candidates shared by the bracketed-array detectors (numeric_list, quantized and
+# numpy_repr's str() form). Trying each one's regex at every "[" costs ~1 s/GB apiece (logs are
+# full of [INFO] and [26/Nov/2026). An array of 16 comma-separated items is a "[" then 15 commas,
+# every byte before them one that can sit in such an array; a str() print of 5+ numbers is a "["
+# then 9 bytes of digits, signs, dots, nan/inf letters and whitespace. One scan for either (its
+# literal "[" found fast) gives the few places where any of those regexes can match.
+_LIST_BYTES = rb"0-9.\-+eE \t\r\n\x0b\x0c\\nrtpfloaNiIy()"
+_STR_BYTES = rb"0-9.\-+eEnaif \t\r\n\x0b\x0c"
+_BRACKET = re.compile(rb"\[(?=(?:[" + _LIST_BYTES + rb"]*,){15}|[" + _STR_BYTES + rb"]{9})")
+_brackets_cache: tuple[bytes, list[tuple[int, int]]] | None = None
+
+
+def bracket_starts(data: bytes) -> list[tuple[int, int]]:
+    """``(pos, hi)``: each "[" inside a numeric window where a 16-item list or a 5-number str() print
+    may start, with its window's end (the ``endpos`` a per-window ``finditer`` would use)."""
+    global _brackets_cache
+    cached = _brackets_cache
+    if cached is not None and cached[0] is data:
+        return cached[1]
+    windows = numeric_windows(data)
+    out: list[tuple[int, int]] = []
+    if windows:
+        for m in _BRACKET.finditer(data, windows[0][0], windows[-1][1]):
+            window = window_of(windows, m.start())
+            if window is not None:
+                out.append((m.start(), window[1]))
+    _brackets_cache = (data, out)
+    return out
+
+
+def bracket_matches(pattern: re.Pattern[bytes], data: bytes) -> Iterator[tuple[re.Match[bytes], int]]:
+    """``(m, hi)`` for exactly the matches of ``pattern.finditer(data, lo, hi)`` over every numeric
+    window, for a pattern that starts with "[", holds no "[" inside, and can only match where
+    :func:`bracket_starts` says one may start."""
+    for pos, hi in bracket_starts(data):
+        m = pattern.match(data, pos, hi)
+        if m is not None:
+            yield m, hi

@@ -19,6 +19,7 @@ from scanner.model import Candidate, Diagnostic, Record
 
 from ._common import (
     at_window_edge,
+    bracket_matches,
     diagnostic_at,
     float32_and_precision,
     join_path,
@@ -83,15 +84,12 @@ class _Parsed:
 
 def _matches(data: bytes) -> Iterator[re.Match[bytes] | _Parsed]:
     """Every ``_ARRAY`` match of ``finditer`` over each numeric window, found the cheap way."""
-    for lo, hi in numeric_windows(data):
-        s = _START.search(data, lo, hi)
-        while s is not None:
-            m = _parsed(data, s.start(), hi) or _ARRAY.match(data, s.start(), hi)
-            # No "[" inside the prefilter's match, so nothing to retry before its end.
-            nxt = max(s.end(), m.end()) if m is not None else s.end()
-            if m is not None:
-                yield m
-            s = _START.search(data, nxt, hi)
+    # _START's matches are whole runs of array bytes after a "[", with no "[" inside; an array
+    # match starting there ends after the prefilter's own, so the next one starts further on.
+    for s, hi in bracket_matches(_START, data):
+        m = _parsed(data, s.start(), hi) or _ARRAY.match(data, s.start(), hi)
+        if m is not None:
+            yield m
 
 
 def _parsed(data: bytes, start: int, hi: int) -> _Parsed | None:

@@ -314,3 +314,61 @@ def test_significant_digits_match_reference_on_random_strings() -> None:
     for vec in unit_vectors(5, 384, seed=4):
         for text in (str(vec.astype(np.float64).tolist()).encode(), orjson.dumps(vec.tolist())):
             assert _common._mean_significant_digits(text) == pytest.approx(ref_msd(text), abs=1e-12)
+
+
+def _log_sample(seed: int, n: int) -> bytes:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    import gen_logs
+
+    rng = np.random.default_rng(seed)
+    return b"".join(gen_logs.ordinary_line(rng).encode() for _ in range(n))
+
+
+def test_window_finditer_matches_per_window_finditer() -> None:
+    """One block-wide pass gives the same matches as a finditer in every numeric window."""
+    from detectors import numpy_repr, quantized, sparsevec
+
+    rng = np.random.default_rng(8)
+    sparse = b"{" + b",".join(b"%d:0.%d" % (i, i) for i in range(1, 30)) + b"}/384"
+    texts = [random_text(rng, 80) for _ in range(10)] + [_log_sample(3, 3000)]
+    texts.append(b"x = [" + b", ".join(b"%d" % i for i in range(40)) + b"] " + sparse + b"\n[ 0.1  0.2 " * 30)
+    texts.append(b"v = [ 0.1 -0.2  3e-05\n 0.4 nan 0.6 ...  0.7 0.8]\n" * 5 + b"[1 2 3 4 5]\n[\x0b1,2,3]" * 5)
+    for data in texts:
+        windows = _common.numeric_windows(data)
+        for pattern in (numeric_list._START, quantized._ARRAY, sparsevec._SPARSE, numpy_repr._STR):
+            want = [
+                (m.start(), m.end(), m.groups()) for lo, hi in windows for m in pattern.finditer(data, lo, hi)
+            ]
+            got = [(m.start(), m.end(), m.groups()) for m, _ in _common.window_finditer(pattern, data)]
+            assert got == want
+            if pattern is not sparsevec._SPARSE:
+                got = [(m.start(), m.end(), m.groups()) for m, _ in _common.bracket_matches(pattern, data)]
+                assert got == want
+        for needle in (b"array(", b"tensor(", b"- "):
+            want_pos = []
+            for lo, hi in windows:
+                pos = data.find(needle, lo, hi)
+                while pos != -1:
+                    want_pos.append(pos)
+                    pos = data.find(needle, pos + 1, hi)
+            assert _common.window_find(data, needle) == want_pos
+
+
+def test_numpy_heads_match_per_window_finds() -> None:
+    from detectors import numpy_repr
+
+    vec = b", ".join(b"%.4f" % x for x in unit_vectors(1, 40)[0])
+    data = (
+        _log_sample(4, 500)
+        + b"x = array([" + vec + b"], dtype=float32) tensor([" + vec + b"]) mytensor([" + vec + b"])\n"
+        + b"array(" + b"1, " * 40 + b"\n_array([" + vec + b"])\n"
+    )  # fmt: skip
+    windows = _common.numeric_windows(data)
+    starts = _common.window_find(data, b"array(") + _common.window_find(data, b"tensor(")
+    want = []
+    for pos in sorted(starts):
+        head = numpy_repr._HEAD.match(data, pos)
+        if head is not None and (pos == 0 or not (data[pos - 1 : pos].isalnum() or data[pos - 1] == 0x5F)):
+            want.append(head.span())
+    assert [h.span() for h in numpy_repr._heads(data, windows)] == want
+    assert len(want) == 2
