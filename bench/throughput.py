@@ -34,8 +34,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import orjson
+# As the CLI does (scanner/cli.py): the hot path's matrix products are tiny, BLAS threads only spin.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+import orjson  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
