@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
+from collections.abc import Iterator
+from itertools import repeat
 
 import numpy as np
 import orjson
@@ -20,13 +23,64 @@ _KEY_BEFORE = re.compile(
 
 
 def key_before(data: bytes, start: int, window: int = 160) -> str | None:
-    """The JSON key, ``key=`` or ``key:`` that introduces the payload starting at ``start``."""
+    """The JSON key, ``key=`` or ``key:`` that introduces the payload starting at ``start``.
+
+    Called once per candidate, so it must be cheap: searching ``_KEY_BEFORE`` over the whole window
+    costs ~30 us (an attempt, and backtracking, at every identifier byte). The match has to end at
+    ``start``, so we first walk back over what may follow a key (quotes, spaces, brackets, escaped
+    ``\\n``) and give up unless ``:`` or ``=`` sits there; then the same regex runs from the
+    earliest byte the key could start at. Same answers, tested against the plain search.
+    """
     lo = max(0, start - window)
-    m = _KEY_BEFORE.search(data, lo, start)
+    pos = start
+    while pos > lo:
+        c = data[pos - 1]
+        if c in _SEP_SIMPLE:
+            pos -= 1
+            if c in _QUOTES:  # \\*["']
+                while pos > lo and data[pos - 1] == 0x5C:
+                    pos -= 1
+        elif c == 0x6E and pos - 1 > lo and data[pos - 2] == 0x5C:  # \\+n
+            pos -= 1
+            while pos > lo and data[pos - 1] == 0x5C:
+                pos -= 1
+        else:
+            break
+    if pos <= lo or data[pos - 1] not in _ASSIGN:
+        return None
+    q = pos - 1
+    while q > lo and data[q - 1] in _SPACES:
+        q -= 1
+    # The earliest byte a match can start at: a quoted key (no quote, backslash or newline inside,
+    # at most 80 bytes, backslashes before either quote) or an identifier of at most 81 bytes.
+    k = q
+    if data[q - 1] in _QUOTES:
+        k = q - 1
+        while k > lo and data[k - 1] == 0x5C:
+            k -= 1
+        stop = k - 81
+        while k > lo and k > stop and data[k - 1] not in _NOT_KEY:
+            k -= 1
+        k -= 1  # the opening quote
+        while k > lo and data[k - 1] == 0x5C:
+            k -= 1
+    else:
+        stop = q - 81
+        while k > lo and k > stop and data[k - 1] in _IDENT:
+            k -= 1
+    m = _KEY_BEFORE.search(data, max(lo, k), start)
     if not m:
         return None
     raw = m.group(1) or m.group(2)
     return raw.decode("utf-8", "replace")
+
+
+_SEP_SIMPLE = frozenset(b"\"' \t\n\r\x0b\x0c([{")
+_QUOTES = frozenset(b"\"'")
+_ASSIGN = frozenset(b":=")
+_SPACES = frozenset(b" \t\n\r\x0b\x0c")
+_NOT_KEY = frozenset(b"\"'\\\n")
+_IDENT = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 
 
 _SIBLING_GAP = re.compile(rb"(?:\s|\\n)*,(?:\s|\\n)*")
@@ -74,40 +128,95 @@ def precision_of(values64: np.ndarray, text: bytes | None = None) -> str:
     - ``low``: fewer than 5 significant digits (numpy/torch print precision, toy data).
     - ``f64``: genuine float64 values.
     """
+    return float32_and_precision(values64, text)[1]
+
+
+def float32_and_precision(values64: np.ndarray, text: bytes | None = None) -> tuple[np.ndarray, str]:
+    """``(to_float32(values64), precision_of(values64, text))`` for the price of one.
+
+    Per vector on the hot path, where every numpy call counts (about a microsecond each whatever the
+    size): one ``abs().max()`` tells whether all values are finite and within float16/float32 range,
+    the float32 copy serves both answers, arrays compare as bytes, np.errstate only when needed.
+    """
     if values64.size == 0:
-        return "unknown"
-    finite = values64[np.isfinite(values64)]
-    if finite.size == 0:
-        return "unknown"
-    as32 = finite.astype(np.float32)
-    with np.errstate(over="ignore"):
-        if np.array_equal(as32.astype(np.float16).astype(np.float32), as32):
-            return "fp16"
+        return to_float32(values64), "unknown"
+    big = float(_MAX(_ABS(values64)))
+    if big < 3.0e38:  # all finite (NaN or inf would make the max NaN or inf), none overflows float32
+        finite = values64
+        as32 = values64.astype(np.float32)
+        values32 = as32
+    else:
+        values32 = to_float32(values64)
+        finite = values64[np.isfinite(values64)]
+        if finite.size == 0:
+            return values32, "unknown"
+        big = float(_MAX(_ABS(finite)))
+        as32 = to_float32(finite)
+    # Equality of finite arrays as bytes (memcmp) is equality of values here: no NaN, and a cast
+    # never flips the sign of a zero. A few leading values settle "not fp16" for almost every real
+    # vector, so all are cast only when those pass.
+    head = as32[:8]
+    if big <= 65504.0:
+        if (
+            head.astype(np.float16).astype(np.float32).tobytes() == head.tobytes()
+            and as32.astype(np.float16).astype(np.float32).tobytes() == as32.tobytes()
+        ):
+            return values32, "fp16"
+    else:
+        with np.errstate(over="ignore"):
+            if np.array_equal(as32.astype(np.float16).astype(np.float32), as32):
+                return values32, "fp16"
+    exact32 = as32.astype(np.float64).tobytes() == finite.tobytes()
     if text is not None:
         digits = _mean_significant_digits(text)
         if digits < 5:
-            return "low"
-        if np.array_equal(as32.astype(np.float64), finite):
-            return "f64-widened" if digits >= 14 else "f32"
-        return "f64" if digits >= 14 else "f32"
-    return "f32" if np.array_equal(as32.astype(np.float64), finite) else "f64"
+            return values32, "low"
+        if exact32:
+            return values32, "f64-widened" if digits >= 14 else "f32"
+        return values32, "f64" if digits >= 14 else "f32"
+    return values32, "f32" if exact32 else "f64"
 
 
+_MAX = np.maximum.reduce
+_ABS = np.abs
 _DIGITS = re.compile(rb"\d+(?:\.\d+)?")
+_LEADING_ZEROS = re.compile(rb" (0+(?:\.0*)?)")
+_DIGITS_AND_DOTS = bytes(c if c in b"0123456789." else 0x20 for c in range(256))
 
 
 def _mean_significant_digits(text: bytes, sample: int = 64) -> float:
-    counts = []
-    for m in _DIGITS.finditer(text, 0, min(len(text), sample * 24)):
-        token = m.group().replace(b".", b"").lstrip(b"0")
-        counts.append(len(token))
-        if len(counts) >= sample:
-            break
-    return float(np.mean(counts)) if counts else 0.0
+    """Mean significant digits of the first ``sample`` numbers (``0.00123`` has 3).
+
+    Per vector, so the common case avoids a regex pass (``_DIGITS`` costs ~10 ns a byte): every byte
+    but digits and dots becomes a space and ``split`` yields the digit runs. When each run is a plain
+    ``123`` or ``0.0123`` those runs are exactly ``_DIGITS``' tokens, and stripping leading zeros
+    and dots counts the significant digits; anything else (``1.2.3``, ``.5``, ``5.``) takes the regex.
+    """
+    window = text[: min(len(text), sample * 24)]
+    runs = window.translate(_DIGITS_AND_DOTS).split(None, sample)
+    del runs[sample:]
+    if not runs:
+        return 0.0
+    joined = b" " + b" ".join(runs) + b" "
+    if b"." not in joined or (
+        b" ." not in joined and b". " not in joined and b".." not in joined.translate(None, b"0123456789")
+    ):
+        stripped = b"".join(map(bytes.lstrip, runs, repeat(b"0.", len(runs))))
+        return (len(stripped) - stripped.count(b".")) / len(runs)
+    tokens = _DIGITS.findall(text, 0, min(len(text), sample * 24))
+    del tokens[sample:]
+    if not tokens:
+        return 0.0
+    joined = b" " + b" ".join(tokens)
+    digits = len(joined) - len(tokens) - joined.count(b".")
+    zeros = b"".join(_LEADING_ZEROS.findall(joined))
+    return (digits - len(zeros) + zeros.count(b".")) / len(tokens)
 
 
 def to_float32(values64: np.ndarray) -> np.ndarray:
     """Narrow to float32 without warnings; values beyond float32 range become ±inf (and get judged)."""
+    if values64.size and float(_MAX(_ABS(values64))) < 3.0e38:
+        return values64.astype(np.float32)  # the common case; np.errstate costs more than the cast
     with np.errstate(over="ignore", invalid="ignore"):
         return values64.astype(np.float32)
 
@@ -172,7 +281,9 @@ def numeric_windows(data: bytes) -> tuple[tuple[int, int], ...]:
     out: list[tuple[int, int]] = []
     pos = mapped.find(_NUM_NEEDLE)
     while pos != -1:
-        end = _A_RUN.match(mapped, pos).end()
+        end = mapped.find(b" ", pos)  # the run's end: a one-byte find is memchr, cheaper than a regex
+        if end == -1:
+            end = len(mapped)
         lo, hi = max(0, pos - _BEFORE), min(len(data), end + _AFTER)
         if out and lo <= out[-1][1]:
             out[-1] = (out[-1][0], hi)
@@ -182,3 +293,103 @@ def numeric_windows(data: bytes) -> tuple[tuple[int, int], ...]:
     result = tuple(out)
     _windows_cache = (data, result)
     return result
+
+
+_starts_cache: tuple[tuple[tuple[int, int], ...], list[int]] | None = None
+
+
+def window_of(windows: tuple[tuple[int, int], ...], pos: int) -> tuple[int, int] | None:
+    """The window holding byte ``pos``, if any (windows are disjoint and sorted)."""
+    global _starts_cache
+    cached = _starts_cache
+    if cached is None or cached[0] is not windows:
+        cached = (windows, [lo for lo, _ in windows])
+        _starts_cache = cached
+    i = bisect_right(cached[1], pos) - 1
+    if i < 0:
+        return None
+    lo, hi = windows[i]
+    return (lo, hi) if pos < hi else None
+
+
+def window_finditer(pattern: re.Pattern[bytes], data: bytes) -> Iterator[tuple[re.Match[bytes], int]]:
+    """``(m, hi)`` for exactly the matches of ``pattern.finditer(data, lo, hi)`` over every numeric window.
+
+    A block can hold a million windows per GB (a number at the end of one access-log line and an IP
+    at the start of the next make a run), and a Python loop over them per detector costs seconds per
+    GB. For a pattern that starts with an opener byte (``[``, ``{``) never found inside its own
+    matches, one ``finditer`` over the block (sre finds the literal fast) gives the same matches: keep
+    those that start in a window; one that runs past its window's end is matched again within it.
+    """
+    windows = numeric_windows(data)
+    if not windows:
+        return
+    for m in pattern.finditer(data, windows[0][0], windows[-1][1]):
+        window = window_of(windows, m.start())
+        if window is None:
+            continue
+        hi = window[1]
+        if m.end() <= hi:
+            yield m, hi
+        else:
+            # The window's own finditer tries this opener within the window; no other opener lies
+            # between here and the window's end (they would sit inside this match).
+            again = pattern.match(data, m.start(), hi)
+            if again is not None:
+                yield again, hi
+
+
+def window_find(data: bytes, needle: bytes) -> list[int]:
+    """Positions of ``needle`` lying wholly inside a numeric window, in order (one block-wide find)."""
+    windows = numeric_windows(data)
+    if not windows:
+        return []
+    out = []
+    end = windows[-1][1]
+    pos = data.find(needle, windows[0][0], end)
+    while pos != -1:
+        window = window_of(windows, pos)
+        if window is not None and pos + len(needle) <= window[1]:
+            out.append(pos)
+        pos = data.find(needle, pos + 1, end)
+    return out
+
+
+# Block-wide "[" candidates shared by the bracketed-array detectors (numeric_list, quantized and
+# numpy_repr's str() form). Trying each one's regex at every "[" costs ~1 s/GB apiece (logs are
+# full of [INFO] and [26/Nov/2026). An array of 16 comma-separated items is a "[" then 15 commas,
+# every byte before them one that can sit in such an array; a str() print of 5+ numbers is a "["
+# then 9 bytes of digits, signs, dots, nan/inf letters and whitespace. One scan for either (its
+# literal "[" found fast) gives the few places where any of those regexes can match.
+_LIST_BYTES = rb"0-9.\-+eE \t\r\n\x0b\x0c\\nrtpfloaNiIy()"
+_STR_BYTES = rb"0-9.\-+eEnaif \t\r\n\x0b\x0c"
+_BRACKET = re.compile(rb"\[(?=(?:[" + _LIST_BYTES + rb"]*,){15}|[" + _STR_BYTES + rb"]{9})")
+_brackets_cache: tuple[bytes, list[tuple[int, int]]] | None = None
+
+
+def bracket_starts(data: bytes) -> list[tuple[int, int]]:
+    """``(pos, hi)``: each "[" inside a numeric window where a 16-item list or a 5-number str() print
+    may start, with its window's end (the ``endpos`` a per-window ``finditer`` would use)."""
+    global _brackets_cache
+    cached = _brackets_cache
+    if cached is not None and cached[0] is data:
+        return cached[1]
+    windows = numeric_windows(data)
+    out: list[tuple[int, int]] = []
+    if windows:
+        for m in _BRACKET.finditer(data, windows[0][0], windows[-1][1]):
+            window = window_of(windows, m.start())
+            if window is not None:
+                out.append((m.start(), window[1]))
+    _brackets_cache = (data, out)
+    return out
+
+
+def bracket_matches(pattern: re.Pattern[bytes], data: bytes) -> Iterator[tuple[re.Match[bytes], int]]:
+    """``(m, hi)`` for exactly the matches of ``pattern.finditer(data, lo, hi)`` over every numeric
+    window, for a pattern that starts with "[", holds no "[" inside, and can only match where
+    :func:`bracket_starts` says one may start."""
+    for pos, hi in bracket_starts(data):
+        m = pattern.match(data, pos, hi)
+        if m is not None:
+            yield m, hi

@@ -12,18 +12,21 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+import numpy as np
+import orjson
+
 from scanner.model import Candidate, Diagnostic, Record
 
 from ._common import (
     at_window_edge,
+    bracket_matches,
     diagnostic_at,
+    float32_and_precision,
     join_path,
     key_before,
     numeric_windows,
     parse_numbers,
-    precision_of,
     sibling_key,
-    to_float32,
 )
 
 MIN_ITEMS = 16
@@ -51,9 +54,64 @@ _ARRAY = re.compile(
 _ESCAPES = re.compile(rb"\\[nrt]?|np\.float(?:16|32|64)\(|\)")
 
 
-def _matches(data: bytes) -> Iterator[re.Match[bytes]]:
-    for lo, hi in numeric_windows(data):
-        yield from _ARRAY.finditer(data, lo, hi)
+# Within each window, trying ``_ARRAY`` at every ``[`` still costs seconds per GB: logs are full of
+# short lists (top-5 scores, ``shape=[1, 384]``) that it matches item by item before failing. A match
+# is a ``[`` then at least MIN_ITEMS - 1 commas, every byte before the last of them one that can sit
+# inside a match. ``_START`` says just that; its literal ``[`` is found by a fast C scan and it fails
+# within a few bytes everywhere but at a real array, so ``_ARRAY`` (or orjson) runs only there.
+_INNER = rb"0-9.\-+eE \t\r\n\\nrtpfloaNiIy()"
+_START = re.compile(rb"\[(?:[" + _INNER + rb"]*,){%d}" % (MIN_ITEMS - 1))
+_STRIP = b" \t\r\n"
+
+
+class _Parsed:
+    """What ``_ARRAY.match`` would return for a closed array of plain JSON numbers, already parsed."""
+
+    __slots__ = ("_start", "_end", "_body", "values")
+
+    def __init__(self, start: int, end: int, body: bytes, values: list[float]) -> None:
+        self._start, self._end, self._body, self.values = start, end, body, values
+
+    def start(self) -> int:
+        return self._start
+
+    def end(self) -> int:
+        return self._end
+
+    def group(self, index: int) -> bytes:
+        return self._body if index == 1 else b"]"
+
+
+def _matches(data: bytes) -> Iterator[re.Match[bytes] | _Parsed]:
+    """Every ``_ARRAY`` match of ``finditer`` over each numeric window, found the cheap way."""
+    # _START's matches are whole runs of array bytes after a "[", with no "[" inside; an array
+    # match starting there ends after the prefilter's own, so the next one starts further on.
+    for s, hi in bracket_matches(_START, data):
+        m = _parsed(data, s.start(), hi) or _ARRAY.match(data, s.start(), hi)
+        if m is not None:
+            yield m
+
+
+def _parsed(data: bytes, start: int, hi: int) -> _Parsed | None:
+    """The common case without the regex: ``[`` plain JSON numbers ``]``, parsed by orjson.
+
+    With no quote, brace, inner bracket, ``u`` or ``s`` (true, false, null) between the brackets,
+    whatever orjson accepts is a flat list of JSON numbers and JSON whitespace: exactly the items the
+    regex would match, closing bracket included. One memchr per test, then one C parse.
+    """
+    close = data.find(b"]", start, hi)
+    if close == -1:
+        return None
+    chunk = data[start : close + 1]
+    if b'"' in chunk or b"{" in chunk or b"[" in chunk[1:] or b"u" in chunk or b"s" in chunk:
+        return None
+    try:
+        values = orjson.loads(chunk)
+    except orjson.JSONDecodeError:
+        return None
+    if len(values) < MIN_ITEMS:
+        return None  # the regex sees the same items, too few, and fails as well
+    return _Parsed(start, close + 1, chunk[1:-1].strip(_STRIP), values)
 
 
 class NumericListDetector:
@@ -71,23 +129,28 @@ class NumericListDetector:
             if truncated and at_window_edge(record, m.end()):
                 continue  # the next window of this long line holds it whole
             multiline = b"\n" in body
-            escaped = b"\\" in body or b"np.float" in body
-            clean = _ESCAPES.sub(b" ", body) if escaped else body
-            values64 = parse_numbers(clean)
-            if values64 is None:
-                continue
+            plain = isinstance(m, _Parsed)  # JSON numbers only: no escapes, no np.float
+            if plain:
+                clean, values64 = body, np.asarray(m.values, dtype=np.float64)
+            else:
+                escaped = b"\\" in body or b"np.float" in body
+                clean = _ESCAPES.sub(b" ", body) if escaped else body
+                values64 = parse_numbers(clean)
+                if values64 is None:
+                    continue
             start = m.start()
             key = key_before(data, start) or sibling_key(data, prev_end, start, prev_key)
             prev_end, prev_key = m.end(), key
+            values32, precision = float32_and_precision(values64, clean)
             yield Candidate(
-                values=to_float32(values64),
-                encoding=self._encoding(data, start, m.end(), body, multiline),
+                values=values32,
+                encoding=self._encoding(data, start, m.end(), body, multiline, plain),
                 start=start,
                 end=m.end(),
                 json_path=join_path(record.path, key),
                 key=key,
                 truncated=truncated,
-                precision=precision_of(values64, clean),
+                precision=precision,
             )
             if truncated:
                 yield diagnostic_at(
@@ -95,14 +158,17 @@ class NumericListDetector:
                 )
 
     @staticmethod
-    def _encoding(data: bytes, start: int, end: int, body: bytes, multiline: bool) -> str:
+    def _encoding(
+        data: bytes, start: int, end: int, body: bytes, multiline: bool, plain: bool = False
+    ) -> str:
         prev = data[start - 1 : start] if start else b""
         if prev == b'"' or prev == b"\\" or data[max(0, start - 2) : start] == b'\\"':
             # JSON text inside a JSON string (Vercel ``ai.embedding``, Jaeger tags): parsed twice.
             return "json-in-string"
-        if multiline or b"\\n" in body:
+        # A plain body (JSON numbers only) holds no "\\n" or "np.float": skip two 8 KB scans.
+        if multiline or (not plain and b"\\n" in body):
             return "json-array-pretty"
-        if b"np.float" in body:
+        if not plain and b"np.float" in body:
             return "python-list"
         if b" " not in body and (prev == b"'" or data[max(0, start - 8) : start].endswith(b"vector ")):
             # psql output or a quoted SQL literal; the cast after it says which pgvector type.

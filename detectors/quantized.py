@@ -17,7 +17,7 @@ import numpy as np
 
 from scanner.model import Candidate, Record
 
-from ._common import join_path, key_before, numeric_windows, sibling_key
+from ._common import bracket_matches, join_path, key_before, numeric_windows, sibling_key
 
 MIN_ITEMS = 16
 _ARRAY = re.compile(
@@ -39,7 +39,7 @@ class QuantizedDetector:
     def find(self, record: Record) -> Iterator[Candidate]:
         data = record.data
         prev_end, prev_key = -1, None
-        for m in (m for lo, hi in numeric_windows(data) for m in _ARRAY.finditer(data, lo, hi)):
+        for m, _hi in bracket_matches(_ARRAY, data):  # finditer over each numeric window, in one pass
             key = key_before(data, m.start()) or sibling_key(data, prev_end, m.start(), prev_key)
             prev_end, prev_key = m.end(), key
             encoding = _encoding_for(key)

@@ -25,7 +25,8 @@ class VcrBinaryDetector:
     name = "vcr_binary"
 
     def may_contain(self, data: bytes) -> bool:
-        return b"!!binary" in data
+        # A one-byte search is memchr (GB/s); the 8-byte one is ~10x slower. Most logs have no "!".
+        return b"!" in data and b"!!binary" in data
 
     def find(self, record: Record) -> Iterator[Record | Diagnostic]:
         data = record.data

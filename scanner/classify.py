@@ -71,6 +71,14 @@ def _judge(m: np.ndarray, quantised: bool, cands: list[Candidate]) -> list[Verdi
     distinct = 1.0 + (np.diff(sorted_rows, axis=1) != 0).sum(axis=1)
     lag = _autocorrelation(safe) if d >= _MIN_SERIES else np.zeros((n, 0))
     spread = _log_iqr(absval, zero) if d >= MIN_DIM else np.zeros(n)
+    # The verdict loop reads single elements: Python floats are several times cheaper to index and
+    # compare than numpy scalars, and format the same.
+    non_finite, max_abs, pos, neg, zero, integral = (
+        a.tolist() for a in (non_finite, max_abs, pos, neg, zero, integral)
+    )
+    sums, monotonic, norms, distinct, spread = (
+        a.tolist() for a in (sums, monotonic, norms, distinct, spread)
+    )
 
     out = []
     for r in range(n):

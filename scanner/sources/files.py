@@ -242,6 +242,18 @@ def read_stream(
             progress.done += len(chunk)
         if not chunk:
             break
+        # Fast path: the new chunk has a safe cut of its own. The block is the carried tail plus the
+        # chunk up to it, built with one copy (join over a memoryview), not two (concatenate, slice).
+        # Otherwise (a long line, a run of continuation lines) take the general path below.
+        cut = _last_safe_newline(chunk)
+        if cut >= 0:
+            long_line_reported = False
+            block = b"".join((buf, memoryview(chunk)[: cut + 1])) if buf else chunk[: cut + 1]
+            buf = chunk[cut + 1 :]
+            yield from _record(block, source, offset, line)
+            line += block.count(b"\n")
+            offset += len(block)
+            continue
         buf = buf + chunk if buf else chunk
         cut = _safe_cut(buf)
         if cut < 0:
@@ -333,17 +345,27 @@ def _record(
     )
 
 
-def _safe_cut(buf: bytes) -> int:
-    """Index of the last newline after which no multi-line payload can continue, or -1."""
+def _last_safe_newline(buf: bytes) -> int:
+    """Index of the last newline in the last MB after which no multi-line payload can continue, or -1."""
     end = len(buf)
     floor = max(0, end - 1024 * 1024)
     pos = buf.rfind(b"\n", floor, end)
-    last_newline = pos
     while pos >= 0:
         nxt = buf[pos + 1] if pos + 1 < len(buf) else None
         if nxt is not None and nxt not in _CONTINUATION:
             return pos
         pos = buf.rfind(b"\n", floor, pos)
+    return -1
+
+
+def _safe_cut(buf: bytes) -> int:
+    """Index of the last newline after which no multi-line payload can continue, or -1."""
+    end = len(buf)
+    floor = max(0, end - 1024 * 1024)
+    last_newline = buf.rfind(b"\n", floor, end)
+    pos = _last_safe_newline(buf)
+    if pos >= 0:
+        return pos
     # A long run of continuation lines (a 4096-d pretty array is ~100 KB): cut at any newline rather
     # than grow without bound.
     if last_newline >= 0 and end >= MAX_RECORD // 2:

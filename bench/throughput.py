@@ -1,0 +1,266 @@
+"""Scan-throughput benchmark (issue #2): vecleak end to end against ripgrep, on one core, same run.
+
+    python bench/throughput.py                 # 1 GB log, 3 repeats, plus the vector micro-benchmark
+    python bench/throughput.py --size 100      # a quick 100 MB run
+
+Part 1 times, on the same generated log (see ``bench/gen_logs.py``), each pinned to one core with
+``taskset -c 0`` and repeated (median reported):
+
+- ``vecleak scan FILE --format jsonl --no-progress``, as a subprocess, end to end;
+- ``rg -c`` with a float-array regex (the baseline a user would reach for; ``apt-get install ripgrep``);
+- a bare Python ``for line in file`` loop (the floor of any line-by-line Python scanner).
+
+It checks correctness too: the alerts must sit on exactly the planted lines. A fast wrong scanner is
+worthless, so a mismatch makes the benchmark exit non-zero.
+
+Part 2 is vector-dense: N lines that are each a 384-d vector printed as a Python list, through
+detection, classification and fingerprinting (``Pipeline.scan`` on blocks), against ``orjson.loads``
+of the same lines as the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# As the CLI does (scanner/cli.py): the hot path's matrix products are tiny, BLAS threads only spin.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+import orjson  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+import gen_logs  # noqa: E402
+
+DATA = REPO / "bench" / ".data"
+FLOAT_ARRAY = r"(-?\d+\.\d+(e-?\d+)?,\s*){31,}"
+
+
+def ensure_log(size_mb: float, seed: int) -> tuple[Path, dict]:
+    # The generator's own hash in the name: a changed generator never reuses a stale file.
+    version = hashlib.sha256(Path(gen_logs.__file__).read_bytes()).hexdigest()[:8]
+    path = DATA / f"log-{size_mb:g}MB-seed{seed}-{version}.log"
+    meta_path = Path(str(path) + ".planted.json")
+    if not (path.exists() and meta_path.exists()):
+        DATA.mkdir(parents=True, exist_ok=True)
+        print(f"generating {path} ...", file=sys.stderr)
+        gen_logs.generate(path, int(size_mb * 1e6), seed)
+    return path, orjson.loads(meta_path.read_bytes())
+
+
+def pin() -> list[str]:
+    return ["taskset", "-c", "0"] if shutil.which("taskset") else []
+
+
+CPU: dict[str, list[float]] = {}
+
+
+def timed(
+    cmd: list[str], name: str, stdout: int | io.BufferedWriter = subprocess.DEVNULL
+) -> tuple[float, bytes]:
+    """Wall seconds; the child's CPU seconds (user+sys) go to CPU[name], steadier on a busy machine."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, stdout=stdout, stderr=subprocess.PIPE, cwd=REPO)
+    elapsed = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    CPU.setdefault(name, []).append(cpu)
+    if proc.returncode not in (0, 1, 3):  # rg: 1 = no match; vecleak: 3 = alerts found
+        raise RuntimeError(f"{cmd[0:4]} exited {proc.returncode}: {proc.stderr.decode()[-2000:]}")
+    return elapsed, proc.stderr
+
+
+def run_vecleak(path: Path, out: Path) -> float:
+    cmd = [*pin(), sys.executable, "-m", "scanner", "scan", str(path), "--format", "jsonl", "--no-progress"]
+    with open(out, "wb") as fh:
+        elapsed, _ = timed(cmd, "vecleak", stdout=fh)
+    return elapsed
+
+
+def run_rg(path: Path) -> tuple[float, int]:
+    cmd = [*pin(), "rg", "-c", FLOAT_ARRAY, str(path)]
+    out = DATA / "rg-count.txt"
+    with open(out, "wb") as fh:
+        elapsed, _ = timed(cmd, "ripgrep", stdout=fh)
+    return elapsed, int(out.read_bytes().strip() or 0)
+
+
+def run_pyloop(path: Path) -> float:
+    code = f"f = open({str(path)!r}, 'rb')\nfor line in f:\n    pass\n"
+    elapsed, _ = timed([*pin(), sys.executable, "-c", code], "python-loop")
+    return elapsed
+
+
+def check(out: Path, planted: list[int]) -> dict:
+    """Alerts on exactly the planted lines: no miss, no false positive."""
+    lines: list[int] = []
+    for raw in out.read_bytes().splitlines():
+        doc = orjson.loads(raw)
+        if doc.get("event", {}).get("kind") == "alert":
+            lines.append(int(doc["vecleak"]["location"]["line"]))
+    found, want = set(lines), set(planted)
+    return {
+        "alerts": len(lines),
+        "alert_lines": len(found),
+        "planted": len(want),
+        "missed": len(want - found),
+        "extra": len(found - want),
+        "ok": found == want,
+    }
+
+
+def mbps(size: int, seconds: float) -> float:
+    return size / 1e6 / seconds
+
+
+def end_to_end(args: argparse.Namespace) -> dict:
+    path, meta = ensure_log(args.size, args.seed)
+    size = path.stat().st_size
+    # Warm the page cache so every contender reads from memory, not from disk.
+    with open(path, "rb") as fh:
+        while fh.read(16 << 20):
+            pass
+    have_rg = shutil.which("rg") is not None
+    if not have_rg:
+        print(
+            "ripgrep not found: install it (apt-get install ripgrep) for the baseline; skipping it",
+            file=sys.stderr,
+        )
+    times: dict[str, list[float]] = {"vecleak": [], "ripgrep": [], "python-loop": []}
+    rg_count = None
+    out = DATA / "vecleak-alerts.jsonl"
+    for i in range(args.repeat):
+        times["vecleak"].append(run_vecleak(path, out))
+        if have_rg:
+            t, rg_count = run_rg(path)
+            times["ripgrep"].append(t)
+        if not args.no_pyloop:
+            times["python-loop"].append(run_pyloop(path))
+        print(
+            f"  run {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items() if v),
+            file=sys.stderr,
+        )
+    result = {
+        "file": str(path.relative_to(REPO)),
+        "bytes": size,
+        "lines": meta["lines"],
+        "vectors_planted": meta["vectors"],
+        "correctness": check(out, meta["planted"]),
+        "ripgrep_matching_lines": rg_count,
+    }
+    for name, ts in times.items():
+        if ts:
+            med = statistics.median(ts)
+            cpu = statistics.median(CPU[name])
+            result[name] = {
+                "seconds": [round(t, 3) for t in ts],
+                "median_s": round(med, 3),
+                "MB_s": round(mbps(size, med), 1),
+                "cpu_seconds": [round(t, 3) for t in CPU[name]],
+                "cpu_MB_s": round(mbps(size, cpu), 1),
+            }
+    if times["ripgrep"]:
+        result["vecleak_over_ripgrep_speed"] = round(
+            statistics.median(times["ripgrep"]) / statistics.median(times["vecleak"]), 3
+        )
+        result["vecleak_over_ripgrep_speed_cpu"] = round(
+            statistics.median(CPU["ripgrep"]) / statistics.median(CPU["vecleak"]), 3
+        )
+    return result
+
+
+def vector_dense(n: int, repeat: int) -> dict:
+    """Vectors/s through detection + classification + fingerprint, against orjson.loads of each list."""
+    from scanner.pipeline import Pipeline
+    from scanner.sources.files import open_text_stream
+
+    rng = np.random.default_rng(7)
+    vecs = rng.standard_normal((n, gen_logs.DIM)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    lines = [str(v.tolist()).encode() for v in vecs.astype(np.float64)]
+    data = b"\n".join(lines) + b"\n"
+    pipeline = Pipeline()
+    # CPU time of this process: on a shared machine it moves far less than wall time.
+    best_scan, found = [], 0
+    for _ in range(repeat):
+        t0 = time.process_time()
+        found = 0
+        for rec in open_text_stream(data):
+            if hasattr(rec, "data"):
+                found += len(pipeline.scan(rec).findings)
+        best_scan.append(time.process_time() - t0)
+    best_json = []
+    for _ in range(repeat):
+        t0 = time.process_time()
+        for line in lines:
+            orjson.loads(line)
+        best_json.append(time.process_time() - t0)
+    scan_s, json_s = statistics.median(best_scan), statistics.median(best_json)
+    return {
+        "vectors": n,
+        "bytes": len(data),
+        "found": found,
+        "pipeline_s": round(scan_s, 3),
+        "pipeline_vectors_s": round(n / scan_s),
+        "orjson_s": round(json_s, 3),
+        "orjson_vectors_s": round(n / json_s),
+    }
+
+
+def machine() -> dict:
+    model = ""
+    with open("/proc/cpuinfo") as fh:
+        for row in fh:
+            if row.startswith("model name"):
+                model = row.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu": model or platform.processor(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_avg": os.getloadavg(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="vecleak scan throughput vs ripgrep (issue #2)")
+    p.add_argument("--size", type=float, default=1000, help="log size in MB (default 1000)")
+    p.add_argument("--seed", type=int, default=2026)
+    p.add_argument("--repeat", type=int, default=3, help="runs per contender; the median is reported")
+    p.add_argument("--vectors", type=int, default=20000, help="vector-dense micro-benchmark size (0: skip)")
+    p.add_argument("--no-pyloop", action="store_true", help="skip the bare Python loop baseline")
+    p.add_argument("--skip-e2e", action="store_true", help="only the vector-dense micro-benchmark")
+    p.add_argument("--json", type=Path, help="also write the results here")
+    args = p.parse_args(argv)
+    report: dict = {"machine": machine(), "date": time.strftime("%Y-%m-%d")}
+    if not args.skip_e2e:
+        report["end_to_end"] = end_to_end(args)
+    if args.vectors:
+        report["vector_dense"] = vector_dense(args.vectors, args.repeat)
+    text = orjson.dumps(report, option=orjson.OPT_INDENT_2).decode()
+    print(text)
+    if args.json:
+        args.json.write_text(text)
+    ok = report.get("end_to_end", {}).get("correctness", {}).get("ok", True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    tempfile.tempdir = str(DATA)
+    raise SystemExit(main())
