@@ -19,12 +19,12 @@ from scanner.model import Candidate, Record
 from ._common import (
     at_window_edge,
     bracket_matches,
+    call_starts,
     join_path,
     key_before,
     numeric_windows,
     precision_of,
     to_float32,
-    window_of,
 )
 
 MIN_ITEMS = 16
@@ -39,7 +39,6 @@ _HEAD = re.compile(rb"(array|tensor)\(\s*\[")
 _TAIL = re.compile(
     rb"\]\s*(?:,\s*(?:shape=\(([\d,\s]*)\)|dtype=[\w.]+|device='[^']*'|requires_grad=\w+|grad_fn=<[^>]*>))*\s*\)"
 )
-_OPEN = re.compile(rb"\((?:(?<=array\()|(?<=tensor\())")
 _ROW = re.compile(rb"\[([^\[\]]*)\]")
 _DTYPE = re.compile(rb"dtype=(?:torch\.)?(\w+)")
 # ``str()`` of a vector: numbers separated by whitespace only, in brackets.
@@ -85,16 +84,8 @@ class NumpyReprDetector:
 def _heads(data: bytes, windows: tuple[tuple[int, int], ...]) -> Iterator[re.Match[bytes]]:
     """``array([``/``tensor([`` openings in the windows, found with ``bytes.find`` (a regex without a
     literal prefix would be tried at every byte)."""
-    # The same positions as a find of each needle in every window, in one block-wide pass: the
-    # regex's literal "(" is found by a fast scan (two 6-byte finds cost ~1 s/GB between them).
-    starts: list[int] = []
-    if windows:
-        for m in _OPEN.finditer(data, windows[0][0], windows[-1][1]):
-            end = m.end()
-            pos = end - 6 if data[end - 6 : end] == b"array(" else end - 7
-            window = window_of(windows, pos)
-            if window is not None and end <= window[1]:
-                starts.append(pos)
+    # The same positions as a find of each word in every window, from the shared opener pass.
+    starts = call_starts(data)
     for pos in starts:
         head = _HEAD.match(data, pos)
         if head is not None and (pos == 0 or not (data[pos - 1 : pos].isalnum() or data[pos - 1] == 0x5F)):

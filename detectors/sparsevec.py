@@ -13,7 +13,7 @@ import numpy as np
 
 from scanner.model import Candidate, Record
 
-from ._common import join_path, key_before, numeric_windows, precision_of, to_float32, window_finditer
+from ._common import brace_matches, join_path, key_before, numeric_windows, precision_of, to_float32
 
 MIN_ITEMS = 16
 # pgvector caps sparsevec at 1e9 dimensions; anything above what a dense model emits is not expanded.
@@ -32,7 +32,7 @@ class SparsevecDetector:
 
     def find(self, record: Record) -> Iterator[Candidate]:
         data = record.data
-        for m, _hi in window_finditer(_SPARSE, data):  # finditer over each numeric window, in one pass
+        for m, _hi in brace_matches(_SPARSE, data):  # finditer over each numeric window, in one pass
             dim = int(m.group(2))
             pairs = [p.split(b":") for p in m.group(1).replace(b" ", b"").split(b",")]
             index = np.array([int(i) for i, _ in pairs], dtype=np.int64) - 1

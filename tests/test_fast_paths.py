@@ -332,6 +332,9 @@ def test_window_finditer_matches_per_window_finditer() -> None:
     sparse = b"{" + b",".join(b"%d:0.%d" % (i, i) for i in range(1, 30)) + b"}/384"
     texts = [random_text(rng, 80) for _ in range(10)] + [_log_sample(3, 3000)]
     texts.append(b"x = [" + b", ".join(b"%d" % i for i in range(40)) + b"] " + sparse + b"\n[ 0.1  0.2 " * 30)
+    texts.append(
+        b"z = np.array([" + b", ".join(b"0.%d" % i for i in range(20)) + b"]) torch.tensor(" * 3 + b"\n"
+    )
     texts.append(b"v = [ 0.1 -0.2  3e-05\n 0.4 nan 0.6 ...  0.7 0.8]\n" * 5 + b"[1 2 3 4 5]\n[\x0b1,2,3]" * 5)
     for data in texts:
         windows = _common.numeric_windows(data)
@@ -341,9 +344,11 @@ def test_window_finditer_matches_per_window_finditer() -> None:
             ]
             got = [(m.start(), m.end(), m.groups()) for m, _ in _common.window_finditer(pattern, data)]
             assert got == want
-            if pattern is not sparsevec._SPARSE:
-                got = [(m.start(), m.end(), m.groups()) for m, _ in _common.bracket_matches(pattern, data)]
-                assert got == want
+            shared = _common.brace_matches if pattern is sparsevec._SPARSE else _common.bracket_matches
+            got = [(m.start(), m.end(), m.groups()) for m, _ in shared(pattern, data)]
+            assert got == want
+        calls = sorted(_common.window_find(data, b"array(") + _common.window_find(data, b"tensor("))
+        assert _common.call_starts(data) == calls
         for needle in (b"array(", b"tensor(", b"- "):
             want_pos = []
             for lo, hi in windows:
