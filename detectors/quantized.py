@@ -19,7 +19,9 @@ from scanner.model import Candidate, Record
 
 from ._common import bracket_matches, join_path, key_before, numeric_windows, sibling_key
 
-MIN_ITEMS = 16
+# A quantised embedding is long: 48 bytes is a 384-d binary vector, the smallest common one. Shorter
+# integer lists are histograms and ids, which are everywhere in logs.
+MIN_ITEMS = 48
 _ARRAY = re.compile(
     rb"\[(?:\s|\\n)*(-?\d{1,3}(?:(?:\s|\\n)*,(?:\s|\\n)*-?\d{1,3}){%d,})(?:\s|\\n)*\]" % (MIN_ITEMS - 1)
 )

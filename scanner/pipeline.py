@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import detectors as detector_registry
 from detectors import Detector
+from scanner import prefilter
 from scanner.classify import classify
 from scanner.fingerprint import Fingerprinter
 from scanner.model import Candidate, Diagnostic, Finding, Record
@@ -42,15 +43,17 @@ class Pipeline:
         detectors: Sequence[Detector] | None = None,
         fingerprinter: Fingerprinter | None = None,
         max_depth: int = MAX_DEPTH,
+        use_prefilter: bool = True,
     ) -> None:
         self.detectors = tuple(detectors if detectors is not None else detector_registry.REGISTRY)
         self.fingerprinter = fingerprinter if fingerprinter is not None else Fingerprinter()
         self.max_depth = max_depth
+        self.use_prefilter = use_prefilter
 
     def scan(self, record: Record) -> ScanResult:
         result = ScanResult()
         located: list[_Located] = []
-        self._detect(record, located, result.diagnostics)
+        self._detect_windows(record, located, result.diagnostics)
         if not located:
             return result
         verdicts = classify([item.candidate for item in located])
@@ -102,8 +105,41 @@ class Pipeline:
         """Every array the detectors decode, judged or not (``vecleak invert`` and tests use this)."""
         located: list[_Located] = []
         diagnostics: list[Diagnostic] = []
-        self._detect(record, located, diagnostics)
+        self._detect_windows(record, located, diagnostics)
         return [item.candidate for item in located], diagnostics
+
+    def _detect_windows(self, record: Record, out: list[_Located], diagnostics: list[Diagnostic]) -> None:
+        """Run the detectors on the prefilter's windows of the record, or on all of it without one."""
+        spans = prefilter.windows(record.data) if self.use_prefilter else None
+        if spans is None:
+            self._detect(record, out, diagnostics)
+            return
+        data = record.data
+        tail = int(record.context.get("overlap_tail", 0)) if not record.nested else 0
+        limit = len(data) - tail if tail else None
+        line, pos = record.line, 0
+        for lo, hi in spans:
+            if limit is not None and lo >= limit:
+                break  # the next window of this long line reports it whole
+            context = record.context
+            if limit is not None and hi > limit:
+                context = {**record.context, "overlap_tail": hi - limit}
+            elif tail:
+                context = {k: v for k, v in record.context.items() if k != "overlap_tail"}
+            if not record.nested:
+                line += data.count(b"\n", pos, lo)
+                pos = lo
+            window = Record(
+                data=data[lo:hi],
+                source=record.source,
+                offset=record.offset + lo if not record.nested else record.offset,
+                line=line,
+                nested=record.nested,
+                depth=record.depth,
+                path=record.path,
+                context=context,
+            )
+            self._detect(window, out, diagnostics)
 
     def _detect(self, record: Record, out: list[_Located], diagnostics: list[Diagnostic]) -> None:
         found: list[_Located] = []
@@ -125,7 +161,7 @@ class Pipeline:
                                 )
                             )
                         else:
-                            self._detect(item, out, diagnostics)
+                            self._detect_windows(item, out, diagnostics)
                     else:
                         diagnostics.append(item)
             except (
