@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from scanner import __version__
-from scanner.model import SCHEMA_VERSION, Alert, Diagnostic
+from scanner.model import SCHEMA_VERSION, Alert, Diagnostic, Finding
 
 
 def now_iso() -> str:
@@ -72,16 +72,7 @@ def alert_to_ecs(alert: Alert, created: str | None = None) -> dict[str, Any]:
                 "fingerprint": alert.fingerprint,
                 "count": alert.count,
             },
-            "vector": {
-                "dim": c.dim,
-                "encoding": c.encoding,
-                "truncated": bool(c.truncated),
-                "sha256": f.sha256,
-                "precision": c.precision,
-                "norm": None if c.truncated else _round(float(np.linalg.norm(np.nan_to_num(c.values)))),
-                "key": c.key,
-                "preview": masked_preview(c.values, c.dim),
-            },
+            "vector": _vector_doc(f),
             "classifier": {"score": f.score, "reasons": list(f.reasons)},
             "fingerprint": {
                 "model": top.model if top else None,
@@ -137,6 +128,24 @@ def _add_group(doc: dict[str, Any], alert: Alert) -> None:
         "first_event_id": g.first_event_id,
         "sample_sha256": list(g.sample_sha256),
     }
+
+
+def _vector_doc(f: Finding) -> dict[str, Any]:
+    """The vector's own fields, the same for every alert of the finding: built once, copied after."""
+    cached = f._memo.get("ecs.vector")
+    if cached is None:
+        c = f.candidate
+        cached = f._memo["ecs.vector"] = {
+            "dim": c.dim,
+            "encoding": c.encoding,
+            "truncated": bool(c.truncated),
+            "sha256": f.sha256,
+            "precision": c.precision,
+            "norm": None if c.truncated else _round(float(np.linalg.norm(np.nan_to_num(c.values)))),
+            "key": c.key,
+            "preview": masked_preview(c.values, c.dim),
+        }
+    return dict(cached)
 
 
 def diagnostic_to_ecs(diag: Diagnostic) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import lzma
 import os
 import sys
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -250,8 +250,8 @@ def read_stream(
             long_line_reported = False
             block = b"".join((buf, memoryview(chunk)[: cut + 1])) if buf else chunk[: cut + 1]
             buf = chunk[cut + 1 :]
-            yield from _record(block, source, offset, line)
-            line += block.count(b"\n")
+            record = yield from _record(block, source, offset, line)
+            line = record.line_at(len(block))
             offset += len(block)
             continue
         buf = buf + chunk if buf else chunk
@@ -269,16 +269,16 @@ def read_stream(
                 )
                 long_line_reported = True
             window = buf[:max_record]
-            yield from _record(window, source, offset, line, overlap_tail=overlap)
+            record = yield from _record(window, source, offset, line, overlap_tail=overlap)
             keep = max_record - overlap
-            line += window.count(b"\n", 0, keep)
+            line = record.line_at(keep)
             offset += keep
             buf = buf[keep:]
             continue
         long_line_reported = False
         block, buf = buf[: cut + 1], buf[cut + 1 :]
-        yield from _record(block, source, offset, line)
-        line += block.count(b"\n")
+        record = yield from _record(block, source, offset, line)
+        line = record.line_at(len(block))
         offset += len(block)
     if buf:
         yield from _record(buf, source, offset, line)
@@ -315,7 +315,9 @@ def _read_block(stream: BinaryIO, size: int) -> bytes:
 
 def _record(
     data: bytes, source: SourceRef, offset: int, line: int, overlap_tail: int = 0
-) -> Iterator[Record | Diagnostic]:
+) -> Generator[Record | Diagnostic, None, Record]:
+    """Yield the input problems of a block, then its Record; return the Record, whose ``line_at``
+    the reader asks for the next block's first line once the consumer is done with it."""
     if not data.isascii():
         try:
             data.decode("utf-8")
@@ -336,13 +338,15 @@ def _record(
             line + data.count(b"\n", 0, at),
             offset + at,
         )
-    yield Record(
+    record = Record(
         data=data,
         source=source,
         offset=offset,
         line=line,
         context={"overlap_tail": overlap_tail} if overlap_tail else {},
     )
+    yield record
+    return record
 
 
 def _last_safe_newline(buf: bytes) -> int:
