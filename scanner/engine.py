@@ -119,6 +119,11 @@ class Engine:
             for alert in self.rules.evaluate(finding):
                 if self._admit(alert):
                     delivered += self.deliver(alert)
+        if delivered:
+            for sink in self.sinks:
+                end_record = getattr(sink, "end_record", None)
+                if end_record is not None:
+                    end_record()  # a buffered sink writes once per record, and nothing waits past it
         return delivered
 
     def _admit(self, alert: Alert) -> bool:

@@ -10,6 +10,7 @@ check (``vecleak rules validate``) shows all of them in one run.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -408,10 +409,20 @@ def _str_list(doc: dict, key: str, err: Any) -> list[str]:
     return []
 
 
-def _glob_any(value: str, patterns: Iterable[str]) -> bool:
+def _glob_any(value: str, patterns: tuple[str, ...]) -> bool:
     """Any positive glob matches and no ``!``-prefixed glob does; only negatives means "all but"."""
-    positives = [p for p in patterns if not p.startswith("!")]
-    negatives = [p[1:] for p in patterns if p.startswith("!")]
-    if any(fnmatch.fnmatchcase(value, p) for p in negatives):
+    positive, negative = _compiled_globs(patterns)
+    if negative is not None and negative.match(value):
         return False
-    return not positives or any(fnmatch.fnmatchcase(value, p) for p in positives)
+    return positive is None or positive.match(value) is not None
+
+
+@functools.lru_cache(maxsize=1024)
+def _compiled_globs(patterns: tuple[str, ...]) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
+    """One regex for a rule's positive globs and one for its negatives: rules run on every finding."""
+    positives = [fnmatch.translate(p) for p in patterns if not p.startswith("!")]
+    negatives = [fnmatch.translate(p[1:]) for p in patterns if p.startswith("!")]
+    return (
+        re.compile("|".join(positives)) if positives else None,
+        re.compile("|".join(negatives)) if negatives else None,
+    )

@@ -103,7 +103,7 @@ def _positive_int(text: str) -> int:
 
 def open_sinks(args: argparse.Namespace, console: Console) -> list[Any]:
     fmt = args.format or ("table" if sys.stdout.isatty() else "jsonl")
-    sinks = [open_sink(FORMATS[fmt], console=console)]
+    sinks = [open_sink(FORMATS[fmt], console=console, buffered=True)]
     for spec in args.output:
         sink = open_sink(spec)
         sink.routed = True  # --output sinks honour a rule's ``outputs:``; stdout gets every alert

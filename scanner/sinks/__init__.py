@@ -25,6 +25,9 @@ class Sink(Protocol):
 
     def close(self, summary: dict[str, Any]) -> None: ...
 
+    # Optional: ``end_record()`` is called after each record's alerts, so a sink that buffers for
+    # speed (jsonl to stdout in a batch scan) writes them before the engine moves on.
+
 
 # scheme -> module under scanner.sinks exposing ``open(target: str, **options) -> Sink``
 SCHEMES: dict[str, str] = {

@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 import orjson
-import urllib3
 
 from scanner.model import Candidate, Diagnostic, Record, SourceRef
 
@@ -151,6 +150,8 @@ class Cluster:
     # The probe uses urllib3 directly: elasticsearch-py refuses to talk to anything but Elasticsearch,
     # so we must know the product before picking a client.
     def _probe(self) -> None:
+        import urllib3  # here, not at import: every vecleak command registers this module's CLI
+
         kw: dict[str, Any] = {"timeout": urllib3.Timeout(total=self.timeout), "retries": False}
         if self.url.startswith("https"):
             kw["cert_reqs"] = "CERT_REQUIRED"
