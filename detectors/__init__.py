@@ -6,7 +6,8 @@ Every detector has the same small interface (:class:`Detector`). A detector yiel
 pipeline scans again with every detector, and :class:`~scanner.model.Diagnostic` objects for input it
 could not decode (a corrupt gzip, a cut-off base64 string): counted and reported, never raised.
 
-Adding a format is one new module plus one line in :data:`REGISTRY`.
+Adding a format is one new module plus one line in :data:`REGISTRY` (and, if no existing prefilter
+kind covers how it starts, one pattern in :mod:`scanner.prefilter`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ class Detector(Protocol):
     """The one interface every payload format implements."""
 
     name: str
+    openers: frozenset[str]
+    """Kinds of :mod:`scanner.prefilter` hit this format starts with; the pipeline hands the detector
+    only the windows around those hits. A new format reuses a kind or adds its pattern there."""
 
     def may_contain(self, data: bytes) -> bool:
         """A cheap test on raw bytes; False means :meth:`find` would certainly find nothing."""

@@ -117,8 +117,7 @@ class Pipeline:
         data = record.data
         tail = int(record.context.get("overlap_tail", 0)) if not record.nested else 0
         limit = len(data) - tail if tail else None
-        line, pos = record.line, 0
-        for lo, hi in spans:
+        for lo, hi, kinds in spans:
             if limit is not None and lo >= limit:
                 break  # the next window of this long line reports it whole
             context = record.context
@@ -126,24 +125,29 @@ class Pipeline:
                 context = {**record.context, "overlap_tail": hi - limit}
             elif tail:
                 context = {k: v for k, v in record.context.items() if k != "overlap_tail"}
-            if not record.nested:
-                line += data.count(b"\n", pos, lo)
-                pos = lo
             window = Record(
                 data=data[lo:hi],
                 source=record.source,
                 offset=record.offset + lo if not record.nested else record.offset,
-                line=line,
+                line=record.line_at(lo),
                 nested=record.nested,
                 depth=record.depth,
                 path=record.path,
                 context=context,
             )
-            self._detect(window, out, diagnostics)
+            self._detect(window, out, diagnostics, kinds)
 
-    def _detect(self, record: Record, out: list[_Located], diagnostics: list[Diagnostic]) -> None:
+    def _detect(
+        self,
+        record: Record,
+        out: list[_Located],
+        diagnostics: list[Diagnostic],
+        kinds: frozenset[str] | None = None,
+    ) -> None:
         found: list[_Located] = []
         for priority, detector in enumerate(self.detectors):
+            if kinds is not None and not detector.openers & kinds:
+                continue  # the prefilter saw nothing this format starts with in this window
             try:
                 if not detector.may_contain(record.data):
                     continue

@@ -90,15 +90,15 @@ def _load() -> Any:
     return _engine or None
 
 
-def windows(data: bytes) -> list[tuple[int, int]] | None:
-    """Sorted, disjoint ``(start, end)`` windows of ``data`` that hold every payload; None when
-    Hyperscan is not installed (scan the whole block)."""
+def windows(data: bytes) -> list[tuple[int, int, frozenset[str]]] | None:
+    """Sorted, disjoint ``(start, end, kinds)`` windows of ``data`` that hold every payload, with the
+    kinds of hit inside each; None when Hyperscan is not installed (scan the whole block)."""
     engine = _load()
     if engine is None:
         return None
     main, b64, terminated = engine
     view = memoryview(data)
-    spans: list[tuple[int, int]] = []
+    spans: list[tuple[int, int, str]] = []
     hits: list[tuple[int, int]] = []
 
     def on_match(kind: int, _start: int, end: int, _flags: int, _ctx: Any) -> None:
@@ -111,35 +111,35 @@ def windows(data: bytes) -> list[tuple[int, int]] | None:
         if name in ("list", "str"):
             start = data.rfind(b"[", 0, end)
             close = data.find(b"]", end, min(n, end + MAX_PAYLOAD))
-            spans.append((start, (close if close != -1 else min(n, end + MAX_PAYLOAD)) + 1))
+            spans.append((start, (close if close != -1 else min(n, end + MAX_PAYLOAD)) + 1, name))
         elif name == "call":
             start = end - 7
             close = data.find(
                 b")", data.find(b"]", end, min(n, end + MAX_PAYLOAD)) + 1, min(n, end + MAX_PAYLOAD)
             )
-            spans.append((start, close + 1 if close != -1 else min(n, end + MAX_PAYLOAD)))
+            spans.append((start, close + 1 if close != -1 else min(n, end + MAX_PAYLOAD), name))
         elif name in ("otlp", "sparse"):
             close = data.find(b"}" if name == "sparse" else b"]", end, min(n, end + MAX_PAYLOAD))
-            spans.append((end - 10, close + 1 if close != -1 else min(n, end + MAX_PAYLOAD)))
+            spans.append((end - 10, close + 1 if close != -1 else min(n, end + MAX_PAYLOAD), name))
         else:  # yaml and vcr: an indented block that runs until a line no longer continues it
             start = data.rfind(b"\n", 0, end - 1) + 1 if name == "yaml" else end - 8
-            spans.append((start, _block_end(data, end)))
+            spans.append((start, _block_end(data, end), name))
     spans.extend(_base64_runs(data, view, b64, terminated))
     if not spans:
         return []
     spans.sort()
-    merged: list[tuple[int, int]] = []
-    for start, end in spans:
+    merged: list[tuple[int, int, frozenset[str]]] = []
+    for start, end, kind in spans:
         lo, hi = max(0, start - BEFORE), min(n, end + AFTER)
         # End on a line end (within reason), so a window never cuts through the middle of a
         # neighbouring payload and reports it as cut off.
         eol = data.find(b"\n", hi, min(n, hi + 4096))
         hi = n if eol == -1 and n - hi < 4096 else (eol + 1 if eol != -1 else hi)
         if merged and lo <= merged[-1][1]:
-            if hi > merged[-1][1]:
-                merged[-1] = (merged[-1][0], hi)
+            last_lo, last_hi, last_kinds = merged[-1]
+            merged[-1] = (last_lo, max(hi, last_hi), last_kinds | {kind})
         else:
-            merged.append((lo, hi))
+            merged.append((lo, hi, frozenset((kind,))))
     return merged
 
 
@@ -163,7 +163,7 @@ def _base64_runs(
             break
         start = pos + found[0] - 168
         end = _B64_RUN.match(data, start).end()
-        runs.append((start, end))
+        runs.append((start, end, "base64"))
         pos = end + 1
     return runs
 
