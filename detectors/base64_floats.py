@@ -47,9 +47,7 @@ _PLAUSIBLE = 0.97
 
 class Base64FloatsDetector:
     name = "base64_floats"
-    openers = frozenset(
-        ("base64",)
-    )  # the prefilter hits whose windows this detector reads (scanner.prefilter)
+    openers = frozenset(("base64",))
 
     def may_contain(self, data: bytes) -> bool:
         return len(data) >= MIN_CHARS

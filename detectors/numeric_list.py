@@ -116,7 +116,7 @@ def _parsed(data: bytes, start: int, hi: int) -> _Parsed | None:
 
 class NumericListDetector:
     name = "numeric_list"
-    openers = frozenset(("list",))  # the prefilter hits whose windows this detector reads (scanner.prefilter)
+    openers = frozenset(("list", "ints"))
 
     def may_contain(self, data: bytes) -> bool:
         return bool(numeric_windows(data))

@@ -48,9 +48,7 @@ _TOKEN = re.compile(rb"[^\s,]+")
 
 class NumpyReprDetector:
     name = "numpy_repr"
-    openers = frozenset(
-        ("list", "str", "call")
-    )  # the prefilter hits whose windows this detector reads (scanner.prefilter)
+    openers = frozenset(("str", "call"))
 
     def may_contain(self, data: bytes) -> bool:
         return bool(numeric_windows(data))

@@ -43,7 +43,7 @@ _KEY_WINDOW = 400
 
 class OtlpArrayDetector:
     name = "otlp_array"
-    openers = frozenset(("otlp",))  # the prefilter hits whose windows this detector reads (scanner.prefilter)
+    openers = frozenset(("otlp",))
 
     def may_contain(self, data: bytes) -> bool:
         return b"arrayValue" in data

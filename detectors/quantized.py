@@ -34,7 +34,7 @@ _GENERIC = re.compile(r"(?i)(embed|vector|^byte$)")
 
 class QuantizedDetector:
     name = "quantized"
-    openers = frozenset(("list",))  # the prefilter hits whose windows this detector reads (scanner.prefilter)
+    openers = frozenset(("ints",))
 
     def may_contain(self, data: bytes) -> bool:
         return bool(numeric_windows(data))

@@ -26,9 +26,7 @@ _SPARSE = re.compile(
 
 class SparsevecDetector:
     name = "sparsevec"
-    openers = frozenset(
-        ("sparse",)
-    )  # the prefilter hits whose windows this detector reads (scanner.prefilter)
+    openers = frozenset(("sparse",))
 
     def may_contain(self, data: bytes) -> bool:
         return bool(numeric_windows(data))

@@ -23,7 +23,7 @@ _INLINE = re.compile(rb"!!binary\s+[\"']?([A-Za-z0-9+/=]{16,})")
 
 class VcrBinaryDetector:
     name = "vcr_binary"
-    openers = frozenset(("vcr",))  # the prefilter hits whose windows this detector reads (scanner.prefilter)
+    openers = frozenset(("vcr",))
 
     def may_contain(self, data: bytes) -> bool:
         # A one-byte search is memchr (GB/s); the 8-byte one is ~10x slower. Most logs have no "!".

@@ -27,7 +27,7 @@ _ITEM = re.compile(rb"^([ \t]*)((?:- +)+)(\S+)", re.M)
 
 class YamlListDetector:
     name = "yaml_list"
-    openers = frozenset(("yaml",))  # the prefilter hits whose windows this detector reads (scanner.prefilter)
+    openers = frozenset(("yaml",))
 
     def may_contain(self, data: bytes) -> bool:
         return bool(numeric_windows(data))

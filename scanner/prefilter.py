@@ -44,7 +44,7 @@ _PATTERNS: tuple[tuple[str, bytes], ...] = (
         + rb"]*,){14}",
     ),
     # ...unless they are long enough to be a quantised embedding (the quantized detector's minimum).
-    ("list", rb"\[\s*-?\d+(?:\s*,\s*-?\d+){47}"),
+    ("ints", rb"\[\s*-?\d+(?:\s*,\s*-?\d+){47}"),
     ("str", rb"\[[ \t]*-?\d*\.\d+(?:[eE][-+]?\d+)?[ \t\r\n]+-?\d*\.\d"),  # numpy str(): "[ 0.1 -0.2 ..."
     ("yaml", rb"\n[ \t]*- -?\d+\.\d+[ \t]*\r?\n[ \t]*- -?\d"),  # YAML block lists, one number a line
     ("call", rb"(?:array|tensor)\("),  # numpy/torch reprs, summarised ones too
@@ -108,7 +108,7 @@ def windows(data: bytes) -> list[tuple[int, int, frozenset[str]]] | None:
     n = len(data)
     for kind, end in hits:
         name = _PATTERNS[kind][0]
-        if name in ("list", "str"):
+        if name in ("list", "ints", "str"):
             start = data.rfind(b"[", 0, end)
             close = data.find(b"]", end, min(n, end + MAX_PAYLOAD))
             spans.append((start, (close if close != -1 else min(n, end + MAX_PAYLOAD)) + 1, name))
