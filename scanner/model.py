@@ -120,10 +120,16 @@ class Finding:
     record_context: dict[str, Any] = field(default_factory=dict)
     kind: str = "embedding"
     inversion: dict[str, Any] | None = None
+    # Rules, dedup and every sink ask for these, several times per alert; hashing 1.5 KB each time
+    # was a tenth of a busy OTLP receiver's time. The candidate is not changed after a Finding is made.
+    _sha256: str | None = field(default=None, init=False, repr=False, compare=False)
+    _finding_id: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def sha256(self) -> str:
-        return vector_sha256(self.candidate.values)
+        if self._sha256 is None:
+            self._sha256 = vector_sha256(self.candidate.values)
+        return self._sha256
 
     @property
     def model(self) -> ModelGuess | None:
@@ -132,8 +138,10 @@ class Finding:
     @property
     def finding_id(self) -> str:
         """Source identity + vector hash + JSON path: stable across line shifts."""
-        key = "\x1f".join([self.source.identity, self.sha256, self.candidate.json_path or ""])
-        return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
+        if self._finding_id is None:
+            key = "\x1f".join([self.source.identity, self.sha256, self.candidate.json_path or ""])
+            self._finding_id = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
+        return self._finding_id
 
 
 @dataclass(frozen=True, slots=True)
