@@ -1,26 +1,40 @@
-"""Load test for ``vecleak serve --otlp``: the real OTel SDK exporter at a fixed span rate.
+"""Load test for ``vecleak serve --otlp``, against a trivial OTLP sink measured in the same run.
 
-Runs twice in one go, against a trivial OTLP sink (an http.server answering 200; the baseline) and
-against ``vecleak serve``, and prints, for each: the achieved rate, export latency per batch, failed
-exports, and the server's resident memory sampled every second (max and last), so "bounded memory"
-is a measured claim. Spans are made up front with the SDK (unique vectors) so the sender's own cost
-does not mix into the pacing.
+Two senders, each run against the sink (an http.server answering 200: the baseline) and then
+against ``vecleak serve``:
 
-    python bench/otlp_load.py --rate 1000 --seconds 30 --vector-ratio 0.1
+* ``sdk``: the real OTel SDK ``OTLPSpanExporter`` (protobuf over HTTP), one batch at a time, as an
+  application exports. Realistic, but at 100% vector spans the SDK's own encoding (384 AnyValues per
+  span, in Python) caps what it can send, so it measures the sender as much as the receiver.
+* ``replay``: the same spans encoded once up front with the SDK's encoder, and the raw protobuf bodies
+  posted by several sender threads (keep-alive connections) on a fixed schedule: batch k is due at
+  ``k * batch / rate``; a sender that falls behind posts at once, so the achieved rate is the
+  receiver's capacity whenever it is below the target. This measures the receiver itself.
+
+For each: spans/s achieved, request latency p50/p99/max, refused (503) or failed requests, the
+server's resident memory sampled every second (first/max/last), and, for vecleak, how many of the
+distinct vectors that were delivered it reported (distinct sha256 in its alerts) and how long it took
+to drain after the last request. Spans are made up front, each with a unique vector.
+
+    python bench/otlp_load.py --rate 1000 --seconds 30 --vector-ratio 1.0
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
+import itertools
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
+import orjson
 
 REPO = Path(__file__).resolve().parent.parent
 SINK = """
@@ -37,6 +51,7 @@ s = ThreadingHTTPServer(("127.0.0.1", 0), H)
 print(f"listening on http://127.0.0.1:{s.server_address[1]}", file=sys.stderr, flush=True)
 s.serve_forever()
 """
+VECTOR_KEY = "embedding.embeddings.0.embedding.vector"
 
 
 def make_spans(n: int, dim: int, ratio: float) -> list:
@@ -61,7 +76,7 @@ def make_spans(n: int, dim: int, ratio: float) -> list:
                 v = rng.standard_normal(dim).astype(np.float32)
                 v /= np.linalg.norm(v)
                 s.set_attribute("embedding.model_name", "all-MiniLM-L6-v2")
-                s.set_attribute("embedding.embeddings.0.embedding.vector", [float(x) for x in v])
+                s.set_attribute(VECTOR_KEY, [float(x) for x in v])
     tp.shutdown()
     return list(mem.get_finished_spans())
 
@@ -75,6 +90,26 @@ def rss_kib(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+class RssSampler:
+    """The server's RSS once a second, on its own thread (senders may be many)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.samples, self._stop = pid, [], threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append(rss_kib(self.pid))
+            self._stop.wait(1.0)
+
+    def stop(self) -> dict:
+        self._stop.set()
+        self._thread.join()
+        s = [x / 1024 for x in self.samples if x] or [0.0]
+        return {"rss_first_mib": s[0], "rss_max_mib": max(s), "rss_last_mib": s[-1], "rss_series": s}
 
 
 def start(cmd: list[str]) -> tuple[subprocess.Popen, int]:
@@ -91,48 +126,116 @@ def start(cmd: list[str]) -> tuple[subprocess.Popen, int]:
             raise SystemExit(f"server did not start: {cmd}")
 
 
-def drive(port: int, spans: list, rate: int, seconds: int, batch: int, pid: int) -> dict:
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.trace.export import SpanExportResult
-
-    exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{port}/v1/traces", timeout=10)
-    interval = batch / rate
-    latencies, failed, sent = [], 0, 0
-    rss, next_sample = [], time.monotonic()
-    t0 = time.monotonic()
-    total = rate * seconds
-    i = 0
-    while sent < total:
-        due = t0 + (sent / rate)
-        now = time.monotonic()
-        if due > now:
-            time.sleep(due - now)
-        chunk = spans[i : i + batch] or spans[:batch]
-        i = (i + batch) % len(spans)
-        a = time.monotonic()
-        ok = exporter.export(chunk) == SpanExportResult.SUCCESS
-        latencies.append(time.monotonic() - a)
-        failed += not ok
-        sent += len(chunk)
-        if time.monotonic() >= next_sample:
-            rss.append(rss_kib(pid))
-            next_sample += 1.0
-    elapsed = time.monotonic() - t0
-    exporter.shutdown()
-    lat = np.array(latencies) * 1000
+def _summary(latencies: list[float], spans: int, elapsed: float, interval: float) -> dict:
+    lat = np.array(latencies or [0.0]) * 1000
     return {
-        "spans": sent,
+        "spans": spans,
         "seconds": elapsed,
-        "rate": sent / elapsed,
+        "rate": spans / elapsed,
         "interval_ms": interval * 1000,
         "p50_ms": float(np.percentile(lat, 50)),
         "p99_ms": float(np.percentile(lat, 99)),
         "max_ms": float(lat.max()),
-        "failed_exports": failed,
-        "rss_first_mib": rss[0] / 1024 if rss else 0,
-        "rss_max_mib": max(rss) / 1024 if rss else 0,
-        "rss_last_mib": rss[-1] / 1024 if rss else 0,
     }
+
+
+def drive_sdk(port: int, chunks: list[list], rate: int, seconds: int, batch: int) -> dict:
+    """The real exporter, synchronous, one batch at a time (what BatchSpanProcessor does)."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{port}/v1/traces", timeout=10)
+    latencies, failed, sent, delivered = [], 0, 0, set()
+    t0 = time.monotonic()
+    for k in range(rate * seconds // batch):
+        due = t0 + k * batch / rate
+        now = time.monotonic()
+        if due > now:
+            time.sleep(due - now)
+        i = k % len(chunks)
+        a = time.monotonic()
+        ok = exporter.export(chunks[i]) == SpanExportResult.SUCCESS
+        latencies.append(time.monotonic() - a)
+        failed += not ok
+        if ok:
+            sent += len(chunks[i])
+            delivered.add(i)
+    elapsed = time.monotonic() - t0
+    exporter.shutdown()
+    return {**_summary(latencies, sent, elapsed, batch / rate), "failed": failed, "delivered": delivered}
+
+
+def drive_replay(port: int, bodies: list[bytes], sizes: list[int], rate: int, seconds: int, batch: int,
+                 senders: int) -> dict:  # fmt: skip
+    """Pre-encoded bodies from ``senders`` threads on the schedule, so the receiver is what is measured."""
+    total = rate * seconds // batch
+    ticket = itertools.count()
+    lock = threading.Lock()
+    latencies: list[float] = []
+    delivered: set[int] = set()
+    counts = {"spans": 0, "refused": 0, "failed": 0}
+    t0 = time.monotonic()
+
+    def sender() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        headers = {"Content-Type": "application/x-protobuf"}
+        while True:
+            with lock:
+                k = next(ticket)
+            if k >= total:
+                break
+            due = t0 + k * batch / rate
+            now = time.monotonic()
+            if due > now:
+                time.sleep(due - now)
+            i = k % len(bodies)
+            a = time.monotonic()
+            try:
+                conn.request("POST", "/v1/traces", bodies[i], headers)
+                resp = conn.getresponse()
+                resp.read()
+                status = resp.status
+            except (OSError, http.client.HTTPException):
+                status = 0
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            took = time.monotonic() - a
+            with lock:
+                latencies.append(took)
+                if status == 200:
+                    counts["spans"] += sizes[i]
+                    delivered.add(i)
+                elif status == 503:
+                    counts["refused"] += 1
+                else:
+                    counts["failed"] += 1
+        conn.close()
+
+    threads = [threading.Thread(target=sender) for _ in range(senders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - t0
+    return {
+        **_summary(latencies, counts["spans"], elapsed, batch / rate),
+        "failed": counts["failed"],
+        "refused": counts["refused"],
+        "delivered": delivered,
+    }
+
+
+def found_vectors(alerts: Path) -> int:
+    """Distinct vectors vecleak reported (embedding findings, by sha256)."""
+    if not alerts.exists():
+        return 0
+    shas = set()
+    for line in alerts.read_bytes().splitlines():
+        if b'"embedding"' in line:
+            doc = orjson.loads(line)
+            if doc["vecleak"]["finding"]["kind"] == "embedding":
+                shas.add(doc["vecleak"]["vector"]["sha256"])
+    return len(shas)
 
 
 def main() -> None:
@@ -142,39 +245,80 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--dim", type=int, default=384)
     ap.add_argument("--vector-ratio", type=float, default=0.1)
+    ap.add_argument("--mode", choices=("sdk", "replay", "both"), default="both")
+    ap.add_argument("--senders", type=int, default=4, help="replay: concurrent sender threads")
     args = ap.parse_args()
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
     n = min(args.rate * args.seconds, 30000)
     t = time.monotonic()
     spans = make_spans(n, args.dim, args.vector_ratio)
+    chunks = [spans[i : i + args.batch] for i in range(0, len(spans), args.batch)]
+    vectors = [sum(1 for s in c if VECTOR_KEY in s.attributes) for c in chunks]
+    bodies = [encode_spans(c).SerializeToString() for c in chunks]
     print(
-        f"made {len(spans)} spans ({args.vector_ratio:.0%} with a {args.dim}-d vector) in {time.monotonic() - t:.1f}s"
+        f"made {len(spans)} spans ({args.vector_ratio:.0%} with a {args.dim}-d vector, {sum(vectors)} vectors) "
+        f"and encoded them once ({sum(map(len, bodies)) / 2**20:.0f} MiB) in {time.monotonic() - t:.1f}s; "
+        f"load average {os.getloadavg()[0]:.2f}",
+        flush=True,
     )
+    modes = ("sdk", "replay") if args.mode == "both" else (args.mode,)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        alerts = Path(tmp) / "alerts.jsonl"
-        for name, cmd in (
-            ("baseline: trivial sink", [sys.executable, "-c", SINK]),
-            ("vecleak serve", [sys.executable, "-m", "scanner", "serve", "--otlp", "127.0.0.1:0",
-                               "--format", "jsonl", "--output", f"jsonl:{alerts}"]),
-        ):  # fmt: skip
-            proc, port = start(cmd)
-            try:
-                results[name] = drive(port, spans, args.rate, args.seconds, args.batch, proc.pid)
-            finally:
-                proc.send_signal(signal.SIGTERM)
-                _, err = proc.communicate(timeout=120)
-            if name == "vecleak serve":
-                tail = err.decode().strip().splitlines()
-                results[name]["summary"] = tail[-1] if tail else ""
+        for mode in modes:
+            for target in ("sink", "vecleak"):
+                alerts = Path(tmp) / f"alerts-{mode}.jsonl"
+                cmd = (
+                    [sys.executable, "-c", SINK]
+                    if target == "sink"
+                    else [sys.executable, "-m", "scanner", "serve", "--otlp", "127.0.0.1:0",
+                          "--format", "jsonl", "--output", f"jsonl:{alerts}"]
+                )  # fmt: skip
+                proc, port = start(cmd)
+                sampler = RssSampler(proc.pid)
+                try:
+                    if mode == "sdk":
+                        r = drive_sdk(port, chunks, args.rate, args.seconds, args.batch)
+                    else:
+                        sizes = [len(c) for c in chunks]
+                        r = drive_replay(
+                            port, bodies, sizes, args.rate, args.seconds, args.batch, args.senders
+                        )
+                finally:
+                    t_end = time.monotonic()
+                    proc.send_signal(signal.SIGTERM)
+                    _, err = proc.communicate(timeout=300)
+                    r_drain = time.monotonic() - t_end
+                r.update(sampler.stop())
+                r["load"] = os.getloadavg()[0]
+                if target == "vecleak":
+                    tail = err.decode().strip().splitlines()
+                    r["summary"] = tail[-1] if tail else ""
+                    r["drain_s"] = r_drain
+                    r["found"] = found_vectors(alerts)
+                r["expected"] = sum(vectors[i] for i in r["delivered"])
+                results[f"{mode} -> {target}"] = r
+                print_row(f"{mode} -> {target}", r)
+    print("\nsummary")
     for name, r in results.items():
+        print_row(name, r)
+
+
+def print_row(name: str, r: dict) -> None:
+    print(
+        f"{name:18s} {r['spans']} spans in {r['seconds']:.1f}s = {r['rate']:.0f}/s; request p50 {r['p50_ms']:.1f} ms, "
+        f"p99 {r['p99_ms']:.1f} ms, max {r['max_ms']:.0f} ms (batch due every {r['interval_ms']:.0f} ms); "
+        f"failed {r['failed']}, refused {r.get('refused', 0)}; server RSS first/max/last "
+        f"{r['rss_first_mib']:.0f}/{r['rss_max_mib']:.0f}/{r['rss_last_mib']:.0f} MiB; load {r['load']:.2f}",
+        flush=True,
+    )
+    if "found" in r:
+        series = " ".join(f"{x:.0f}" for x in r["rss_series"][:: max(1, len(r["rss_series"]) // 10)])
         print(
-            f"{name:24s} {r['spans']} spans in {r['seconds']:.1f}s = {r['rate']:.0f}/s; export p50 {r['p50_ms']:.1f} ms, "
-            f"p99 {r['p99_ms']:.1f} ms, max {r['max_ms']:.0f} ms (batch every {r['interval_ms']:.0f} ms); "
-            f"failed exports {r['failed_exports']}; server RSS first/max/last {r['rss_first_mib']:.0f}/"
-            f"{r['rss_max_mib']:.0f}/{r['rss_last_mib']:.0f} MiB"
+            f"{'':18s} vectors found {r['found']} of {r['expected']} delivered; drained in {r['drain_s']:.1f}s "
+            f"after the last request; RSS over time (MiB) {series}\n{'':18s} {r['summary']}",
+            flush=True,
         )
-        if r.get("summary"):
-            print(f"{'':24s} {r['summary']}")
 
 
 if __name__ == "__main__":

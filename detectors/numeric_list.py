@@ -180,3 +180,22 @@ class NumericListDetector:
 
 
 DETECTOR = NumericListDetector()
+
+
+def array_candidate(values64: np.ndarray, path: str) -> Candidate:
+    """The candidate this detector would report for ``orjson.dumps(values64.tolist())`` at ``path``.
+
+    For sources that hold the numbers already (a protobuf ``ArrayValue`` of doubles): the same
+    values, encoding, path and precision as the text round trip, without printing and re-parsing
+    every number. Precision reads only the first numbers' printed digits, so only those are printed.
+    """
+    values32, precision = float32_and_precision(values64, orjson.dumps(values64[:64].tolist()))
+    return Candidate(
+        values=values32,
+        encoding="json-array",
+        start=0,
+        end=0,  # no text was printed; nothing downstream reads a nested record's byte range
+        json_path=path or None,
+        key=None,
+        precision=precision,
+    )

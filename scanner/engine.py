@@ -15,9 +15,9 @@ from typing import Any
 
 import orjson
 
-from scanner.model import Alert, Diagnostic, Finding, Level, Record
+from scanner.model import Alert, Candidate, Diagnostic, Finding, Level, Record
 from scanner.noise import GROUPED, RATE_LIMITED, NoiseControl
-from scanner.pipeline import Pipeline
+from scanner.pipeline import Pipeline, ScanResult
 from scanner.rules import RuleSet
 from scanner.sinks import Sink
 
@@ -106,7 +106,17 @@ class Engine:
         """Scan one record and deliver its new alerts; returns them (the daemon checkpoints after)."""
         self.stats.records += 1
         self.stats.bytes += len(record.data)
-        result = self.pipeline.scan(record)
+        return self._consume(self.pipeline.scan(record))
+
+    def feed_batch(
+        self, records: Sequence[Record], decoded: Sequence[tuple[Record, Candidate]] = ()
+    ) -> list[Alert]:
+        """:meth:`feed` for many records at once (and arrays already decoded), judged in one batch."""
+        self.stats.records += len(records) + len(decoded)
+        self.stats.bytes += sum(len(r.data) for r in records) + sum(c.values.nbytes for _, c in decoded)
+        return self._consume(self.pipeline.scan_batch(records, decoded))
+
+    def _consume(self, result: ScanResult) -> list[Alert]:
         self.stats.rejected += result.rejected
         self.stats.ignored += result.ignored
         for diag in result.diagnostics:

@@ -54,11 +54,41 @@ class Pipeline:
         result = ScanResult()
         located: list[_Located] = []
         self._detect_windows(record, located, result.diagnostics)
+        self._judge(located, [record] * len(located), result)
+        return result
+
+    def scan_batch(
+        self, records: Sequence[Record], decoded: Sequence[tuple[Record, Candidate]] = ()
+    ) -> ScanResult:
+        """Many records (and arrays a source already decoded) judged together.
+
+        Classification and fingerprinting cost about the same for one vector as for a hundred (one
+        matrix product), so a source that holds many small records at once (an OTLP request: one
+        record per span attribute) scans them here rather than one :meth:`scan` each. ``decoded``
+        skips the detectors: a protobuf array of doubles is already the vector, and rendering it as
+        text only for a detector to parse it back would cost more than everything else.
+        """
+        result = ScanResult()
+        located: list[_Located] = []
+        tops: list[Record] = []  # the record each candidate came from (``vecleak:ignore`` is per record)
+        for record in records:
+            self._detect_windows(record, located, result.diagnostics)
+            tops.extend([record] * (len(located) - len(tops)))
+        for record, cand in decoded:
+            located.append(_Located(cand, record, -1))
+            tops.append(record)
+        self._judge(located, tops, result)
+        return result
+
+    def _judge(self, located: list[_Located], tops: list[Record], result: ScanResult) -> None:
+        """Classify and fingerprint what the detectors found, in one batch, into ``result``."""
         if not located:
-            return result
+            return
         verdicts = classify([item.candidate for item in located])
-        accepted = [(item, v) for item, v in zip(located, verdicts, strict=True) if v.is_embedding]
-        result.rejected = len(located) - len(accepted)
+        accepted = [
+            (item, v, top) for item, v, top in zip(located, verdicts, tops, strict=True) if v.is_embedding
+        ]
+        result.rejected += len(located) - len(accepted)
         for item, verdict in zip(located, verdicts, strict=True):
             if verdict.non_finite:
                 line, offset = _position(item.record, item.candidate.start)
@@ -72,16 +102,19 @@ class Pipeline:
                     )
                 )
         if not accepted:
-            return result
-        for item, _ in accepted:
+            return
+        for item, _, _ in accepted:
             hints = item.record.context.get("hints")
             if hints:  # evidence the source recorded beside the vector (a span's model name)
                 item.candidate.hints.update(hints)
-        guesses = self.fingerprinter.guess_batch([item.candidate for item, _ in accepted])
-        positions = _positions([item for item, _ in accepted])
-        ignored = _ignored_lines(record)
-        for (item, verdict), guess, (line, offset) in zip(accepted, guesses, positions, strict=True):
-            if line in ignored:
+        guesses = self.fingerprinter.guess_batch([item.candidate for item, _, _ in accepted])
+        positions = _positions([item for item, _, _ in accepted])
+        ignored: dict[int, frozenset[int]] = {}
+        for (item, verdict, top), guess, (line, offset) in zip(accepted, guesses, positions, strict=True):
+            key = id(top)
+            if key not in ignored:
+                ignored[key] = _ignored_lines(top)
+            if line in ignored[key]:
                 result.ignored += 1
                 continue
             result.findings.append(
@@ -99,7 +132,6 @@ class Pipeline:
             beside = item.record.context.get("plaintext")
             if beside:
                 result.findings.append(_plaintext_finding(result.findings[-1], beside))
-        return result
 
     def candidates(self, record: Record) -> tuple[list[Candidate], list[Diagnostic]]:
         """Every array the detectors decode, judged or not (``vecleak invert`` and tests use this)."""

@@ -285,12 +285,13 @@ def test_receiver_refuses_with_503_when_queue_full() -> None:
     from scanner.otlp.receiver import OtlpReceiver
 
     release = threading.Event()
-    recv = OtlpReceiver("127.0.0.1", 0, lambda _s, _v: release.wait(30), queue_bytes=4096)
+    body = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "ab" * 16, "spanId": "cd" * 8,
+                       "name": "x", "attributes": [{"key": "k", "value": {"stringValue": "v" * 300}}]}]}]}]}).encode()  # fmt: skip
+    # Room for two waiting bodies (the queue weighs raw bytes) while the worker holds the first.
+    recv = OtlpReceiver("127.0.0.1", 0, lambda _s, _v: release.wait(30), queue_bytes=2 * len(body))
     recv.start()
     try:
         port = recv.address[1]
-        body = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "ab" * 16, "spanId": "cd" * 8,
-                           "name": "x", "attributes": [{"key": "k", "value": {"stringValue": "v" * 300}}]}]}]}]}).encode()  # fmt: skip
         statuses = [_post(port, "/v1/traces", body) for _ in range(6)]
         codes = [s for s, _, _ in statuses]
         assert codes[0] == 200 and 503 in codes  # the worker is blocked: the queue fills, then 503
@@ -345,3 +346,124 @@ def test_redacting_proxy_forwards_no_vector(tmp_path: Path) -> None:
     assert "embedding.model_name" in forwarded and "all-MiniLM-L6-v2" in forwarded  # the rest is intact
     redacted = forwarded.count("[vecleak:redacted")
     assert redacted == 4
+
+
+# ---- the receiver's fast path -------------------------------------------------------------------
+
+
+def test_protobuf_double_arrays_decode_to_the_detector_candidate(sdk_capture) -> None:
+    """A protobuf array of doubles is read as numbers, not printed and re-parsed, and judged the same."""
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+    from detectors.numeric_list import DETECTOR, array_candidate
+    from scanner.model import Record, SourceRef
+    from scanner.traces import otlp_proto
+
+    rng = np.random.default_rng(5)
+    f32 = rng.standard_normal(384).astype(np.float32)
+    for values in (f32.astype(np.float64), rng.standard_normal(64), np.round(rng.standard_normal(32), 2)):
+        v = AnyValue()
+        v.array_value.values.extend(AnyValue(double_value=float(x)) for x in values)
+        decoded = otlp_proto.any_value(v)
+        assert isinstance(decoded, np.ndarray) and np.array_equal(decoded, values)
+        text = orjson.dumps(values.tolist())
+        (want,) = DETECTOR.find(Record(data=text, source=SourceRef("t", "t", "t"), nested=True, path="k"))
+        got = array_candidate(decoded, "k")
+        assert np.array_equal(got.values, want.values)
+        assert (got.encoding, got.json_path, got.precision) == (want.encoding, want.json_path, want.precision)
+    ints, short, mixed = AnyValue(), AnyValue(), AnyValue()
+    ints.array_value.values.extend(AnyValue(int_value=i) for i in range(32))
+    short.array_value.values.extend(AnyValue(double_value=0.5) for _ in range(8))
+    mixed.array_value.values.extend([AnyValue(double_value=0.5)] * 31 + [AnyValue(string_value="x")])
+    assert otlp_proto.any_value(ints) == list(range(32))
+    assert otlp_proto.any_value(short) == [0.5] * 8
+    assert otlp_proto.any_value(mixed) == [0.5] * 31 + ["x"]
+
+
+def test_batch_scan_finds_what_record_by_record_scan_finds(sdk_capture) -> None:
+    spans, _, where, _ = sdk_capture
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from scanner.model import SourceRef
+    from scanner.pipeline import Pipeline
+    from scanner.traces import batch_for, otlp_proto, records_for
+
+    msg = ExportTraceServiceRequest.FromString(encode_spans(spans).SerializeToString())
+    views = otlp_proto.views_from_traces(msg)
+    source = SourceRef("otlp", "t", "t")
+    pipeline = Pipeline()
+    one_by_one = [f for r in records_for(views, source) for f in pipeline.scan(r).findings]
+    records, decoded = batch_for(views, source)
+    assert decoded  # the OpenInference and event vectors arrived as protobuf doubles
+    batched = pipeline.scan_batch(records, decoded).findings
+
+    def summary(f):
+        return (f.finding_id, f.kind, f.candidate.encoding, f.candidate.precision, f.score,
+                [(g.model, round(g.confidence, 6)) for g in f.fingerprint], f.record_context)  # fmt: skip
+
+    assert sorted(map(summary, batched), key=str) == sorted(map(summary, one_by_one), key=str)
+    assert {f.sha256 for f in batched if f.kind == "embedding"} == set(where)
+
+
+def test_receiver_answers_before_scanning_with_partial_success() -> None:
+    """200 and ``partial_success`` come from the checks on arrival, while the worker is still busy."""
+    import threading
+
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+        ExportTraceServiceResponse,
+    )
+    from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
+
+    from scanner.otlp.receiver import OtlpReceiver
+
+    release = threading.Event()
+    seen: list[tuple[str, list]] = []
+
+    def on_views(signal: str, views: list) -> None:
+        release.wait(30)
+        seen.append((signal, views))
+
+    recv = OtlpReceiver("127.0.0.1", 0, on_views)
+    recv.start()
+    try:
+        port = recv.address[1]
+        req = ExportTraceServiceRequest()
+        spans = req.resource_spans.add().scope_spans.add().spans
+        for i, (trace_id, span_id) in enumerate(
+            [(b"\x01" * 16, b"\x02" * 8), (b"\x00" * 16, b"\x02" * 8), (b"\x01" * 3, b"\x02" * 8), (b"\x01" * 16, b"")]
+        ):  # fmt: skip
+            span = spans.add(trace_id=trace_id, span_id=span_id, name=f"s{i}")
+            kv = span.attributes.add(key="embedding.embeddings.0.embedding.vector")
+            kv.value.array_value.values.extend([type(kv.value)(double_value=0.1 * j) for j in range(32)])
+        status, _, body = _post(port, "/v1/traces", req.SerializeToString(), "application/x-protobuf")
+        assert status == 200
+        answer = ExportTraceServiceResponse.FromString(body)
+        assert answer.partial_success.rejected_spans == 3  # all-zero, short and missing ids
+        assert answer.partial_success.error_message
+        logs = ResourceLogs(
+            scope_logs=[ScopeLogs(log_records=[LogRecord(), LogRecord(trace_id=b"\x05" * 5)])]
+        )
+        from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+        status, _, body = _post(
+            port, "/v1/logs", ExportLogsServiceRequest(resource_logs=[logs]).SerializeToString(), "application/x-protobuf"
+        )  # fmt: skip
+        assert status == 200
+        assert (
+            ExportLogsServiceResponse.FromString(body).partial_success.rejected_log_records == 1
+        )  # ids optional
+        assert (
+            _post(port, "/v1/traces", b'{"resourceSpans": [1]}')[0] == 400
+        )  # wrong shape: checked on arrival
+        assert not seen  # both were answered while the worker was still held
+        assert recv.counters.spans == 4 and recv.counters.logs == 2 and recv.counters.invalid_items == 4
+    finally:
+        release.set()
+        recv.stop()
+    assert [s for s, _ in seen] == ["traces", "logs"]
+    traces = seen[0][1]
+    assert [v.name for v in traces] == ["s0", "s1", "s2", "s3"]
+    vector = traces[0].attributes["embedding.embeddings.0.embedding.vector"]
+    assert isinstance(vector, np.ndarray) and vector.shape == (32,)

@@ -10,7 +10,7 @@ import threading
 from scanner.cli import EXIT_ERROR, EXIT_OK, EXIT_USAGE, error
 from scanner.commands.scan import add_output_options, prepare
 from scanner.model import SourceRef
-from scanner.traces import records_for
+from scanner.traces import batch_for
 from scanner.traces.base import SpanView
 
 # The dedup set is the receiver's only state that grows with traffic; past this it starts afresh
@@ -67,8 +67,9 @@ def run(args: argparse.Namespace) -> int:
             _feed(views)
 
     def _feed(views: list[SpanView]) -> None:
-        for record in records_for(views, source):
-            engine.feed(record)
+        # One request is one batch: classification and fingerprinting run once for all its spans.
+        records, decoded = batch_for(views, source)
+        engine.feed_batch(records, decoded)
         if not keep_sent:
             engine.sent.clear()  # only --write-baseline needs the history
         if len(engine.seen) > MAX_SEEN:

@@ -6,6 +6,7 @@ field would otherwise silently change attributions: every error names the entry 
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -110,6 +111,7 @@ class Catalog:
         return [spec for spec in self.models if spec.accepts_dim(dim)]
 
 
+@functools.lru_cache(maxsize=4096)  # resolve() compares a hint against every catalog name, per vector
 def normalize_name(name: str) -> str:
     name = name.strip().strip("\"'").lower()
     name = re.sub(r"^models/", "", name)

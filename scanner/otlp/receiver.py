@@ -1,10 +1,12 @@
 """OTLP/HTTP receiver: ``POST /v1/traces`` and ``/v1/logs``, JSON or protobuf, gzip or identity.
 
-It must never slow the sender. The request thread only parses (to answer 400 for bad data, as the
-OTLP spec asks) and enqueues; scanning happens on one worker thread. The queue is bounded in bytes,
-and when it is full the answer is 503 with ``Retry-After``, which OTLP exporters retry with backoff,
-so memory stays bounded whatever the sender does. In proxy mode the (optionally redacted) payload is
-forwarded to the next OTLP endpoint from its own bounded queue and thread.
+It must never slow the sender: exporters wait for the answer before they send the next batch. So
+the request thread only validates (a C parse, to answer 400 for bad data as the OTLP spec asks, and a
+read of each span's ids for ``partial_success``) and enqueues the raw body; decoding into Python
+values and scanning happen after the 200, on one worker thread. The queue is bounded in the bytes of
+the bodies it holds, and when it is full the answer is 503 with ``Retry-After``, which OTLP exporters
+retry with backoff, so memory stays bounded whatever the sender does. In proxy mode the body is
+forwarded to the next OTLP endpoint from its own bounded queue and thread, which also redacts it.
 
 Status codes follow the OTLP/HTTP spec: 200 with an Export*ServiceResponse (``partial_success`` when
 spans had malformed ids), 400 bad data, 404 unknown path, 405 not POST, 411 no length, 413 too large,
@@ -28,7 +30,7 @@ import orjson
 
 from scanner.otlp import redact as redactor
 from scanner.traces.base import SpanView
-from scanner.traces.otlp_json import views_from_document
+from scanner.traces.otlp_json import count_items, views_from_document
 
 JSON = "application/json"
 PROTOBUF = "application/x-protobuf"
@@ -182,68 +184,88 @@ class OtlpReceiver:
                 body = _gunzip(body, self.max_body)
             elif encoding not in ("identity", ""):
                 raise _BadRequest(415, f"unsupported content encoding {encoding!r}")
-            views, message, forward_body = self._parse(signal, ctype, body)
+            items, invalid = self._check(signal, ctype, body)
         except _BadRequest as exc:
             self._count(bad_requests=1)
             return exc.status, ctype, self._error_body(ctype, str(exc)), {}
-        invalid = sum(1 for v in views if not _valid_ids(v))
-        size = 4 * len(body) + 1  # decoded spans weigh ~4x their wire bytes in Python objects
-        fq = self.forward_queue
-        if (
-            forward_body is not None
-            and fq is not None
-            and not fq.offer((signal, ctype, forward_body), len(forward_body))
-        ):
-            self._count(rejected_full=1)
-            return 503, ctype, self._error_body(ctype, "forward queue full"), self._retry()
-        if not self.queue.offer((signal, views), size):
+        # The raw body is what waits: it weighs what it says, and the worker decodes one at a time.
+        if not self.queue.offer((signal, ctype, body), len(body)):
             self._count(rejected_full=1)
             return 503, ctype, self._error_body(ctype, "scan queue full"), self._retry()
-        self._count(
-            accepted=1, invalid_items=invalid, **{"spans" if signal == "traces" else "logs": len(views)}
-        )
+        # Scan first, forward second: when the forward queue is full the retried body is scanned
+        # twice (alert dedup absorbs it) rather than forwarded twice to the trace store.
+        fq = self.forward_queue
+        if fq is not None and not fq.offer((signal, ctype, body), len(body)):
+            self._count(rejected_full=1)
+            return 503, ctype, self._error_body(ctype, "forward queue full"), self._retry()
+        self._count(accepted=1, invalid_items=invalid, **{"spans" if signal == "traces" else "logs": items})
         return 200, ctype, self._success_body(signal, ctype, invalid), {}
 
-    def _parse(self, signal: str, ctype: str, body: bytes) -> tuple[list[SpanView], Any, bytes | None]:
-        from scanner.traces import otlp_proto
+    def _check(self, signal: str, ctype: str, body: bytes) -> tuple[int, int]:
+        """Validate a request cheaply: how many spans (or log records) it holds, and how many of
+        those have malformed ids (for ``partial_success``). Raises :class:`_BadRequest` for 400.
 
+        This runs while the exporter waits for its answer, so it parses (upb protobuf or orjson, both
+        C, well under a millisecond for 100 spans with a 384-d vector each) and reads ids, but builds
+        no Python values: decoding and scanning are the worker's job, after the 200.
+        """
         if ctype == JSON:
-            try:
-                doc = orjson.loads(body) if body.strip() else {}
-            except orjson.JSONDecodeError as exc:
-                raise _BadRequest(400, f"invalid JSON: {exc}") from None
-            if not isinstance(doc, dict):
-                raise _BadRequest(400, "the body is not a JSON object")
+            doc = _json_doc(signal, body)
             key = "resourceSpans" if signal == "traces" else "resourceLogs"
             try:
-                views = views_from_document({key: doc.get(key) or []}) or []
+                bad_spans, bad_logs, spans, logs = count_items({key: doc.get(key) or []})
             except (AttributeError, TypeError, ValueError) as exc:
                 raise _BadRequest(400, f"not an OTLP {signal} request: {exc}") from None
-            forward_body = None
-            if self.forward:
-                if self.redact:
-                    self._count(redacted_vectors=redactor.redact_json(doc))
-                    forward_body = orjson.dumps(doc)
-                else:
-                    forward_body = body
-            return views, doc, forward_body
+            return (spans, bad_spans) if signal == "traces" else (logs, bad_logs)
+        msg = self._proto_request(signal, body)
+        items = invalid = 0
+        if signal == "traces":
+            for rs in msg.resource_spans:
+                for ss in rs.scope_spans:
+                    for span in ss.spans:
+                        items += 1
+                        invalid += not (_valid_id(span.trace_id, 16) and _valid_id(span.span_id, 8))
+        else:
+            for rl in msg.resource_logs:
+                for sl in rl.scope_logs:
+                    for log in sl.log_records:
+                        items += 1
+                        invalid += not (
+                            (not log.trace_id or _valid_id(log.trace_id, 16))
+                            and (not log.span_id or _valid_id(log.span_id, 8))
+                        )
+        return items, invalid
+
+    def _proto_request(self, signal: str, body: bytes) -> Any:
         from google.protobuf.message import DecodeError
 
         assert self.proto is not None
-        request_type = self.proto[signal][0]
         try:
-            msg = request_type.FromString(body)
+            return self.proto[signal][0].FromString(body)
         except (DecodeError, ValueError) as exc:
             raise _BadRequest(400, f"invalid protobuf: {exc}") from None
-        views = otlp_proto.views_from_traces(msg) if signal == "traces" else otlp_proto.views_from_logs(msg)
-        forward_body = None
-        if self.forward:
-            if self.redact:
-                self._count(redacted_vectors=redactor.redact_proto(msg))
-                forward_body = msg.SerializeToString()
-            else:
-                forward_body = body
-        return views, msg, forward_body
+
+    def decode(self, signal: str, ctype: str, body: bytes) -> list[SpanView]:
+        """The spans (or log records) of an accepted request, as the scanner reads them (worker side)."""
+        from scanner.traces import otlp_proto
+
+        if ctype == JSON:
+            key = "resourceSpans" if signal == "traces" else "resourceLogs"
+            return views_from_document({key: _json_doc(signal, body).get(key) or []}) or []
+        msg = self._proto_request(signal, body)
+        return otlp_proto.views_from_traces(msg) if signal == "traces" else otlp_proto.views_from_logs(msg)
+
+    def _forward_body(self, signal: str, ctype: str, body: bytes) -> bytes:
+        """What goes to the next hop: the body as received, or with its vectors redacted."""
+        if not self.redact:
+            return body
+        if ctype == JSON:
+            doc = _json_doc(signal, body)
+            self._count(redacted_vectors=redactor.redact_json(doc))
+            return orjson.dumps(doc)
+        msg = self._proto_request(signal, body)
+        self._count(redacted_vectors=redactor.redact_proto(msg))
+        return msg.SerializeToString()
 
     def _success_body(self, signal: str, ctype: str, invalid: int) -> bytes:
         what = "rejectedSpans" if signal == "traces" else "rejectedLogRecords"
@@ -289,9 +311,9 @@ class OtlpReceiver:
             item = self.queue.take()
             if item is None:
                 return
-            signal, views = item
+            signal, ctype, body = item
             try:
-                self.on_views(signal, views)
+                self.on_views(signal, self.decode(signal, ctype, body))
             except Exception as exc:  # noqa: BLE001 - one bad batch must not stop the receiver
                 import sys
 
@@ -304,6 +326,14 @@ class OtlpReceiver:
             if item is None:
                 return
             signal, ctype, body = item
+            try:
+                body = self._forward_body(signal, ctype, body)
+            except Exception as exc:  # noqa: BLE001 - it was checked on arrival; never forward unredacted
+                self._count(forward_failed=1)
+                import sys
+
+                print(f"vecleak: forward error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+                continue
             ok = False
             for attempt in range(4):
                 status = _post(f"{self.forward}/v1/{signal}", ctype, body, self.forward_timeout)
@@ -364,14 +394,19 @@ class OtlpReceiver:
         return Handler
 
 
-def _valid_ids(view: SpanView) -> bool:
-    def ok(value: str, n: int, optional: bool) -> bool:
-        if not value:
-            return optional
-        return len(value) == n and value.strip("0") != "" and all(c in "0123456789abcdef" for c in value)
+def _valid_id(value: bytes, nbytes: int) -> bool:
+    """A protobuf trace/span id: exactly ``nbytes`` bytes, not all zero (the spec's invalid id)."""
+    return len(value) == nbytes and value.count(0) != nbytes
 
-    optional = view.signal == "log"
-    return ok(view.trace_id, 32, optional) and ok(view.span_id, 16, optional)
+
+def _json_doc(signal: str, body: bytes) -> dict[str, Any]:
+    try:
+        doc = orjson.loads(body) if body.strip() else {}
+    except orjson.JSONDecodeError as exc:
+        raise _BadRequest(400, f"invalid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise _BadRequest(400, "the body is not a JSON object")
+    return doc
 
 
 def _gunzip(body: bytes, limit: int) -> bytes:

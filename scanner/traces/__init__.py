@@ -17,9 +17,10 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
+import numpy as np
 import orjson
 
-from scanner.model import Diagnostic, Record, SourceRef
+from scanner.model import Candidate, Diagnostic, Record, SourceRef
 
 from .base import SpanView, first_non_space, hex_id
 
@@ -27,6 +28,7 @@ __all__ = [
     "REGISTRY",
     "SpanView",
     "TraceFormat",
+    "batch_for",
     "decode",
     "document_records",
     "first_non_space",
@@ -149,6 +151,32 @@ def text_beside(key: str, attributes: dict[str, Any]) -> tuple[str, str] | None:
 
 def records_for(views: Iterable[SpanView], source: SourceRef) -> Iterator[Record]:
     """One Record per value that could hold a vector, located by span identity."""
+    for key, payload, context in _located(views):
+        if isinstance(payload, np.ndarray):
+            payload = orjson.dumps(payload.tolist())  # what the detectors read for any other list
+        yield Record(data=payload, source=source, nested=True, path=key, context=context)
+
+
+def batch_for(
+    views: Iterable[SpanView], source: SourceRef
+) -> tuple[list[Record], list[tuple[Record, Candidate]]]:
+    """:func:`records_for`, split for :meth:`Engine.feed_batch`: Records for the detectors, and the
+    arrays a decoder already holds as numbers (protobuf doubles), as candidates with their Records."""
+    from detectors.numeric_list import array_candidate
+
+    records: list[Record] = []
+    decoded: list[tuple[Record, Candidate]] = []
+    for key, payload, context in _located(views):
+        if isinstance(payload, np.ndarray):
+            record = Record(data=b"", source=source, nested=True, path=key, context=context)
+            decoded.append((record, array_candidate(payload, key)))
+        else:
+            records.append(Record(data=payload, source=source, nested=True, path=key, context=context))
+    return records, decoded
+
+
+def _located(views: Iterable[SpanView]) -> Iterator[tuple[str, bytes | np.ndarray, dict[str, Any]]]:
+    """Each vector-capable value of each span: its key, its bytes (or float64 array), its context."""
     for view in views:
         attrs = view.attributes
         hints: dict[str, Any] = {}
@@ -177,10 +205,10 @@ def records_for(views: Iterable[SpanView], source: SourceRef) -> Iterator[Record
                     context["plaintext"] = {"attribute": beside[0], "chars": len(beside[1])}
             if record_hints:
                 context["hints"] = record_hints
-            yield Record(data=data, source=source, nested=True, path=key, context=context)
+            yield key, data, context
 
 
-def _vector_values(view: SpanView) -> Iterator[tuple[str, bytes, str | None]]:
+def _vector_values(view: SpanView) -> Iterator[tuple[str, bytes | np.ndarray, str | None]]:
     for key, value in view.attributes.items():
         for k, data in _render(key, value):
             yield k, data, None
@@ -193,12 +221,19 @@ def _vector_values(view: SpanView) -> Iterator[tuple[str, bytes, str | None]]:
             yield k, data, None
 
 
-def _render(key: str, value: Any) -> Iterator[tuple[str, bytes]]:
-    """The bytes the detectors should see for one attribute value, if it could hold a vector."""
+def _render(key: str, value: Any) -> Iterator[tuple[str, bytes | np.ndarray]]:
+    """The bytes the detectors should see for one attribute value, if it could hold a vector.
+
+    A float64 ndarray (a protobuf array of doubles, see ``otlp_proto.doubles``) is passed through
+    as it is: it is the vector already.
+    """
     if isinstance(value, str):
         # Rendered as the JSON string it is, so a vector held in a string reads as json-in-string.
         if len(value) >= MIN_TEXT:
             yield key, _dumps(value)
+    elif isinstance(value, np.ndarray):
+        if value.ndim == 1 and value.size >= MIN_ITEMS:
+            yield key, value
     elif isinstance(value, list):
         if not value:
             return
@@ -207,7 +242,7 @@ def _render(key: str, value: Any) -> Iterator[tuple[str, bytes]]:
             for i, item in enumerate(value):
                 if len(item) >= MIN_TEXT:
                     yield f"{key}[{i}]", _dumps(item)
-        elif len(value) >= MIN_ITEMS or any(isinstance(x, list | dict) for x in value):
+        elif len(value) >= MIN_ITEMS or any(isinstance(x, list | dict | np.ndarray) for x in value):
             yield key, _dumps(value)
     elif isinstance(value, dict):
         data = _dumps(value)
@@ -217,6 +252,6 @@ def _render(key: str, value: Any) -> Iterator[tuple[str, bytes]]:
 
 def _dumps(value: Any) -> bytes:
     try:
-        return orjson.dumps(value)
+        return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
     except (TypeError, orjson.JSONEncodeError):
         return orjson.dumps(value, default=str)

@@ -105,12 +105,15 @@ def views_from_document(doc: Any) -> list[SpanView] | None:
     return views
 
 
-def count_invalid(doc: dict[str, Any]) -> tuple[int, int]:
-    """Spans and log records whose ids are malformed (for the receiver's partial success)."""
-    bad_spans = bad_logs = 0
+def count_items(doc: dict[str, Any]) -> tuple[int, int, int, int]:
+    """Malformed-id spans, malformed-id log records, all spans, all log records: what the receiver
+    answers (``partial_success``) before any span is decoded. Raises on a body of the wrong shape."""
+    bad_spans = bad_logs = spans = logs = 0
     for rs in _get(doc, "resourceSpans", "resource_spans") or []:
-        for ss in _get(rs, "scopeSpans", "scope_spans") or []:
+        scopes = _get(rs, "scopeSpans", "scope_spans") or _get(rs, "instrumentationLibrarySpans", "_") or []
+        for ss in scopes:
             for span in ss.get("spans") or []:
+                spans += 1
                 if not _valid_id(_get(span, "traceId", "trace_id"), 16, False) or not _valid_id(
                     _get(span, "spanId", "span_id"), 8, False
                 ):
@@ -118,11 +121,12 @@ def count_invalid(doc: dict[str, Any]) -> tuple[int, int]:
     for rl in _get(doc, "resourceLogs", "resource_logs") or []:
         for sl in _get(rl, "scopeLogs", "scope_logs") or []:
             for log in _get(sl, "logRecords", "log_records") or []:
+                logs += 1
                 if not _valid_id(_get(log, "traceId", "trace_id"), 16, True) or not _valid_id(
                     _get(log, "spanId", "span_id"), 8, True
                 ):
                     bad_logs += 1
-    return bad_spans, bad_logs
+    return bad_spans, bad_logs, spans, logs
 
 
 def _valid_id(value: Any, nbytes: int, optional: bool) -> bool:
