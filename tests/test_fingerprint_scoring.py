@@ -218,3 +218,35 @@ def test_tei_fixture_round_trip_under_local_minilm(fp):
 
 def test_reference_and_test_texts_do_not_overlap():
     assert not set(reftext.reference_texts()) & set(reftext.test_texts())
+
+
+def test_short_real_tickets_and_queries_are_minilm(fp):
+    """The demo's support tickets and search queries (never in the signature's texts): the density
+    check names MiniLM for every one, including queries nearly orthogonal to its mean direction."""
+    from scanner.demo import demo_texts
+
+    texts = tuple(t.text for t in demo_texts())
+    assert not set(texts) & set(reftext.reference_corpus("signature"))
+    tops = [g[0].model if g else "unknown" for g in fp.guess_batch(minilm(texts))]
+    assert tops == [MINILM] * len(texts)
+
+
+def test_held_out_corpus_texts_of_every_style_are_minilm(fp):
+    texts = tuple(reftext.reference_corpus("heldout")[:300])
+    tops = [g[0].model if g else "unknown" for g in fp.guess_batch(minilm(texts))]
+    assert tops.count(MINILM) >= 0.97 * len(texts)
+    assert set(tops) <= {MINILM, "unknown"}
+
+
+def test_density_check_survives_save_and_load(tmp_path):
+    from scanner.fingerprint.signature import load_signature, save_signature
+
+    rng = np.random.default_rng(5)
+    base = unit(rng.standard_normal(64))
+    x = unit(base + 0.8 * rng.standard_normal((1200, 64)) * np.linspace(2, 0.1, 64))
+    sig = build_signature("sentence-transformers/all-MiniLM-L6-v2", x)
+    assert sig.has_density and sig.quad_stats[2] > 3  # held-out outputs well above random (z = 0)
+    back = load_signature(save_signature(sig, tmp_path))
+    assert back.has_density and np.array_equal(back.quad_w, sig.quad_w)
+    small = load_signature(save_signature(build_signature("a/b", x[:50]), tmp_path))
+    assert not small.has_density
