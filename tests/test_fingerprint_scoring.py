@@ -236,6 +236,10 @@ def test_held_out_corpus_texts_of_every_style_are_minilm(fp):
     tops = [g[0].model if g else "unknown" for g in fp.guess_batch(minilm(texts))]
     assert tops.count(MINILM) >= 0.97 * len(texts)
     assert set(tops) <= {MINILM, "unknown"}
+    # cut to 256 dims downstream (TEI ``dimensions``, slicing): the prefix has its own density check
+    cut = fp.guess_batch(unit(minilm(texts)[:, :256]))
+    assert [g[0].model if g else "unknown" for g in cut].count(MINILM) >= 0.95 * len(texts)
+    assert all(g[0].truncated_from == 384 for g in cut if g)
 
 
 def test_density_check_survives_save_and_load(tmp_path):
@@ -245,8 +249,9 @@ def test_density_check_survives_save_and_load(tmp_path):
     base = unit(rng.standard_normal(64))
     x = unit(base + 0.8 * rng.standard_normal((1200, 64)) * np.linspace(2, 0.1, 64))
     sig = build_signature("sentence-transformers/all-MiniLM-L6-v2", x)
-    assert sig.has_density and sig.quad_stats[2] > 3  # held-out outputs well above random (z = 0)
+    assert sorted(sig.density) == [64]  # the native size only: no prefix of 128 dims or more
+    assert sig.density[64][1][2] > 3  # held-out outputs score well above random unit vectors (z = 0)
     back = load_signature(save_signature(sig, tmp_path))
-    assert back.has_density and np.array_equal(back.quad_w, sig.quad_w)
+    assert sorted(back.density) == [64] and np.array_equal(back.density[64][0], sig.density[64][0])
     small = load_signature(save_signature(build_signature("a/b", x[:50]), tmp_path))
     assert not small.has_density

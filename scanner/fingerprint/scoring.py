@@ -8,7 +8,7 @@ embedding at all" from independent pieces of evidence:
 * direction: cosine to the model's mean output direction and energy in its principal directions,
   compared with the held-out spread stored in the signature and with a null that is a bit wider than a
   random unit vector (outputs of *other* models are anisotropic too);
-* density, at the native size of a signature that has it (the local MiniLM): how the vector's energy
+* density, at the sizes where a signature has it (the local MiniLM: native and prefixes >= 128): how the vector's energy
   sits against the model's whole second-moment matrix, in standard deviations of random unit vectors
   (see :mod:`.signature`). It replaces the direction features there: it holds them and, unlike the
   cosine to the mean, it still separates short queries and tickets from random vectors;
@@ -158,7 +158,7 @@ class Fingerprinter:
                 kind = _kind(spec, dim)
                 c_mu, c_sd, e_mu, e_sd = sig.stats_at(dim)
                 direction, resid = sig.basis_at(dim)
-                density = kind == "native" and sig.has_density
+                density = sig.density_at(dim) is not None
                 hyps.append(
                     Hypothesis(
                         spec,
@@ -187,8 +187,8 @@ class Fingerprinter:
         col = 0
         for j, hy in enumerate(hyps):
             if hy.density:
-                w = hy.signature.quad_w  # type: ignore[union-attr]
-                stats = np.array(hy.signature.quad_stats, dtype=np.float64)  # type: ignore[union-attr]
+                w, stats = hy.signature.density_at(dim)  # type: ignore[union-attr,misc]
+                stats = np.array(stats, dtype=np.float64)
                 # As for the energy: unseen styles sit between the held-out texts and the null, so the
                 # model's spread is at least E_GAP_SHARE of that gap (a noisy or odd output then counts
                 # as weak evidence that pooling can add up, not as evidence against the model).
@@ -501,8 +501,8 @@ def _dim_reason(spec: ModelSpec, dim: int, kind: str) -> str:
 
 def _static_texts(hy: Hypothesis) -> tuple[str, str, str, str]:
     sig = hy.signature
-    if hy.density and sig is not None and sig.quad_stats is not None:
-        median = float(sig.quad_stats[2])
+    if hy.density and sig is not None:
+        median = float(sig.density_at(hy.dim)[1][2])  # type: ignore[index]
         energy = (
             f" sd from random unit vectors, over the model's whole covariance (its held-out outputs: median"
             f" {median:.1f}; unrelated: 0±{NULL_KAPPA})"

@@ -15,8 +15,9 @@ principal directions. A signature keeps:
   *density* check, the quadratic form ``x^T M^-1 x`` with ``M`` the model's second-moment matrix shrunk
   towards isotropy. A random unit vector spreads its energy evenly over all directions, an output of
   the model puts it where the model's variance is, whatever the text's style: short queries that are
-  nearly orthogonal to the mean direction still score far from random. Stored as a whitening basis
-  ``quad_w`` (dim, k) and the score's null (random unit vectors) and held-out model spread.
+  nearly orthogonal to the mean direction still score far from random. Stored per size (the native
+  one and grid prefixes from ``MIN_DENSITY_PREFIX`` up, since truncated outputs leak too) as a
+  whitening basis and the score's null (random unit vectors) and held-out model spread.
 
 numpy only: the scorer loads these on the hot path.
 """
@@ -24,7 +25,7 @@ numpy only: the scorer loads these on the hot path.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,7 @@ C_SD_FLOOR = 0.03
 # The density check needs a well-estimated (dim x dim) second-moment matrix: many samples, small dim.
 MIN_FOR_DENSITY = 1000
 MAX_DENSITY_DIM = 1024
+MIN_DENSITY_PREFIX = 128  # below this a prefix holds too little of the model's structure to be worth it
 # Shrinkage towards isotropy: the reference texts do not cover every style, so directions where the
 # sample shows almost no variance must not make an unseen style look impossible (measured: 0.2 keeps
 # short queries and tickets well apart from random vectors; 0.5 and 0.02 both separate less).
@@ -66,15 +68,17 @@ class Signature:
     norm_sd: float
     fp16_share: float
     sources: tuple[str, ...] = ()
-    # Density check at the native size (empty when the sample is too small): q = -||x @ quad_w||^2
-    # for a unit x, scored as z = (q - null_mu) / null_sd; quad_stats = (null_mu, null_sd, model
-    # median z, model spread of z) with the model's numbers measured on held-out vectors.
-    quad_w: np.ndarray | None = None
-    quad_stats: np.ndarray | None = None
+    # Density check per size (empty when the sample is too small): size -> (W, stats). For a unit x of
+    # that size q = -||x @ W||^2, scored as z = (q - null_mu) / null_sd; stats = (null_mu, null_sd,
+    # model median z, model spread of z), the model's numbers measured on held-out vectors.
+    density: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     @property
     def has_density(self) -> bool:
-        return self.quad_w is not None and self.quad_stats is not None
+        return bool(self.density)
+
+    def density_at(self, d: int) -> tuple[np.ndarray, np.ndarray] | None:
+        return self.density.get(d)
 
     def stats_at(self, d: int) -> tuple[float, float, float, float]:
         """Held-out (c_mu, c_sd, e_mu, e_sd) at prefix size ``d``, interpolated in log-size."""
@@ -167,9 +171,12 @@ def build_signature(model: str, vectors: np.ndarray, sources: tuple[str, ...] = 
         c_mu[:], c_sd[:] = SINGLE_C_MU, SINGLE_C_SD
     c_sd = np.maximum(c_sd, C_SD_FLOOR)
     e_sd = np.maximum(e_sd, 1e-3)
-    quad_w = quad_stats = None
+    density: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     if n >= MIN_FOR_DENSITY and dim <= MAX_DENSITY_DIM:
-        quad_w, quad_stats = _fit_density(unit[: (3 * n) // 4], unit[(3 * n) // 4 :])
+        cut = (3 * n) // 4
+        for d in grid:
+            if d >= MIN_DENSITY_PREFIX or d == dim:
+                density[int(d)] = _fit_density(_unit_rows(unit[:cut, :d]), _unit_rows(unit[cut:, :d]))
     return Signature(
         model=model,
         dim=dim,
@@ -186,8 +193,7 @@ def build_signature(model: str, vectors: np.ndarray, sources: tuple[str, ...] = 
         norm_sd=float(norms.std()),
         fp16_share=fp16,
         sources=tuple(sources),
-        quad_w=quad_w,
-        quad_stats=quad_stats,
+        density=density,
     )
 
 
@@ -242,7 +248,11 @@ def save_signature(sig: Signature, directory: Path) -> Path:
         "fp16_share": sig.fp16_share,
         "version": 2 if sig.has_density else 1,
     }
-    extra = {"quad_w": sig.quad_w, "quad_stats": sig.quad_stats} if sig.has_density else {}
+    if sig.has_density:
+        meta["density_sizes"] = sorted(sig.density)
+    extra = {}
+    for d, (w, stats) in sig.density.items():
+        extra[f"quad_w_{d}"], extra[f"quad_stats_{d}"] = w, stats
     with path.open("wb") as fh:
         np.savez_compressed(
             fh,
@@ -280,11 +290,11 @@ def load_signature(path: Path) -> Signature:
             norm_sd=float(meta["norm_sd"]),
             fp16_share=float(meta["fp16_share"]),
             sources=tuple(meta.get("sources", ())),
-            quad_w=z["quad_w"] if "quad_w" in z.files else None,
-            quad_stats=z["quad_stats"] if "quad_stats" in z.files else None,
+            density={int(d): (z[f"quad_w_{d}"], z[f"quad_stats_{d}"]) for d in meta.get("density_sizes", ())},
         )
-    if sig.has_density and (sig.quad_w.shape[0] != sig.dim or sig.quad_stats.shape != (4,)):  # type: ignore[union-attr]
-        raise ValueError(f"{path}: density arrays do not match dim {sig.dim}")
+    for d, (w, stats) in sig.density.items():
+        if w.shape[0] != d or d > sig.dim or stats.shape != (4,):
+            raise ValueError(f"{path}: density arrays for size {d} do not match")
     if sig.mean.shape != (sig.dim,) or sig.components.shape[1:] != (sig.dim,) or sig.grid[-1] != sig.dim:
         raise ValueError(f"{path}: signature arrays do not match dim {sig.dim}")
     return sig
