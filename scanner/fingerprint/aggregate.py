@@ -126,6 +126,8 @@ class SourcePool:
             c = f.candidate
             if f.kind != "embedding" or c.truncated or c.values.ndim != 1 or c.values.shape[0] < MIN_PREFIX:
                 continue
+            if not np.isfinite(c.values).all():  # scored -LLR_CLIP for every model: would drown the pool
+                continue
             groups[(f.source.identity, int(c.values.shape[0]))].append(f)
         upgraded = 0
         for (source, dim), items in groups.items():
