@@ -100,8 +100,8 @@ def main() -> int:
     print("Date 2026-11-26, machine 2 cores / 24 GiB (shared), numpy only, one process.\n")
     counts = ", ".join(f"{short(m)} {len(v)}" for m, v in sorted(fx.items()))
     print(
-        f"Distinct real fixture vectors per model: {counts}; MiniLM: 400 reference vectors (signature), "
-        f"{len(minilm_test)} held-out test vectors (other templates, other seed).\n"
+        f"Distinct real fixture vectors per model: {counts}; MiniLM: {fp.signatures[MINILM].n} reference "
+        f"vectors (signature), {len(minilm_test)} held-out test vectors (other templates, other seed).\n"
     )
 
     # 1. in-sample vs held-out on the real fixtures, plus MiniLM held-out
@@ -216,7 +216,123 @@ def main() -> int:
     print(f"| evidence (all features, {len(g.hyps)} hypotheses) | {len(x) / t_ev:,.0f} |")
     print(f"| guess_batch, MiniLM vectors (every row gets guesses with reasons) | {len(x) / t_full:,.0f} |")
     print(f"| guess_batch, random vectors (rows end unknown) | {len(xr) / t_rand:,.0f} |")
+    print()
+    before_after(fp, fx, rng, minilm_test)
     return 0
+
+
+def _cut(x: np.ndarray, d: int) -> np.ndarray:
+    return (x[:, :d] / np.linalg.norm(x[:, :d], axis=1, keepdims=True)).astype(np.float32)
+
+
+def _tops(fp: Fingerprinter, x: np.ndarray) -> list[str]:
+    return [g[0].model if g else "unknown" for g in fp.guess_batch(np.asarray(x, dtype=np.float32))]
+
+
+def _demo_rows(fp: Fingerprinter, folder: str) -> tuple[list[str], list[str]]:
+    """Top model of each demo vector the scan pipeline accepts: alone, and through the engine's pool."""
+    from scanner.fingerprint import SourcePool
+    from scanner.model import Record, SourceRef
+    from scanner.pipeline import Pipeline
+
+    pipeline, pool = Pipeline(fingerprinter=fp), SourcePool(fp)
+    alone, pooled = [], []
+    for path in sorted(Path(folder).iterdir()):
+        data = path.read_bytes()
+        if path.suffix == ".gz":
+            import gzip
+
+            data = gzip.decompress(data)
+        findings = [
+            f
+            for f in pipeline.scan(Record(data, SourceRef("file", path.name, path.name))).findings
+            if f.kind == "embedding"
+        ]
+        alone += [f.model.model if f.model else "unknown" for f in findings]
+        pool.apply(findings)
+        pooled += [f.model.model if f.model else "unknown" for f in findings]
+    return alone, pooled
+
+
+def before_after(fp: Fingerprinter, fx: dict, rng: np.random.Generator, minilm_test: np.ndarray) -> None:
+    """The shipped MiniLM signature (corpus + density check) against the one before it (400 template
+    texts, mean + principal directions only), both measured here, on texts neither was built from."""
+    import tempfile
+
+    from scanner.demo import write_demo
+    from scanner.fingerprint import SourcePool
+    from scanner.fingerprint.reftext import reference_corpus, reference_texts
+
+    old = dict(fp.signatures)
+    old[MINILM] = build_signature(MINILM, embed_minilm(reference_texts(400)), ("reftext.reference_texts",))
+    configs = {"before: 400 template texts, no density check": Fingerprinter(fp.catalog, old), "after": fp}
+    corpus_held = embed_minilm(reference_corpus("heldout")).astype(np.float32)
+    cohere = np.array([v for _, v in fx["cohere/embed-english-light-v3.0"]], dtype=np.float32)
+    others = [
+        v[:384] / np.linalg.norm(v[:384]) for m, items in fx.items() for _, v in items if v.shape[0] > 384
+    ]
+    others = np.array(others, dtype=np.float32)
+    noisy06 = np.array([noisy(v, 0.6, rng) for v in minilm_test[:24]])
+    with tempfile.TemporaryDirectory() as folder:
+        write_demo(folder)
+        demo = {name: _demo_rows(f, folder) for name, f in configs.items()}
+    print("**MiniLM density check and per-source pooling: before/after, same run** (held-out texts only)\n")
+    print(
+        "| configuration | demo vectors alone | demo vectors, pooled per file | test_texts() | "
+        "reference_corpus('heldout') | noise cos 0.6, 24 vectors: alone / pooled | random unit → any model "
+        "(1,000 each: 128/256/384/512/768/1024/1536/3072/4096) | random 384-d, 20,000 | Cohere light → MiniLM "
+        "(LOO, off-fp16) | MiniLM → Cohere | other models' 384-prefixes → MiniLM | heldout cut to 128 / 256 | "
+        "test_texts() cut to 128 / 256 | evidence 384-d, vectors/s |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, f in configs.items():
+        alone, pooled = demo[name]
+        mini = lambda x, f=f: _tops(f, x).count(MINILM)  # noqa: E731
+        randoms = []
+        for d in (128, 256, 384, 512, 768, 1024, 1536, 3072, 4096):
+            x = np.random.default_rng(d).standard_normal((1000, d)).astype(np.float32)
+            randoms.append(sum(1 for g in f.guess_batch(x / np.linalg.norm(x, axis=1, keepdims=True)) if g))
+        x = np.random.default_rng(1).standard_normal((20000, 384)).astype(np.float32)
+        r384 = sum(1 for g in f.guess_batch(x / np.linalg.norm(x, axis=1, keepdims=True)) if g)
+        coh_mini = 0
+        off16 = cohere + np.float32(1e-7)
+        off16 /= np.linalg.norm(off16, axis=1, keepdims=True)
+        for i in range(len(cohere)):
+            sigs = dict(f.signatures)
+            sigs["cohere/embed-english-light-v3.0"] = build_signature(
+                "cohere/embed-english-light-v3.0", np.delete(cohere, i, axis=0).astype(np.float64)
+            )
+            loo = Fingerprinter(f.catalog, sigs)
+            coh_mini += _tops(loo, cohere[i : i + 1]).count(MINILM) + _tops(loo, off16[i : i + 1]).count(
+                MINILM
+            )
+        mini_all = np.vstack([minilm_test, corpus_held])
+        to_cohere = _tops(f, mini_all).count("cohere/embed-english-light-v3.0")
+        pool = SourcePool(f)
+        single = mini(noisy06)
+        from scanner.model import Candidate, Finding, SourceRef
+
+        src = SourceRef("file", "n", "n")
+        findings = [
+            Finding(Candidate(values=v, encoding="json-array", start=0, end=0), src, 0, 0, 1.0, (), g)
+            for v, g in zip(noisy06, f.guess_batch(noisy06), strict=True)
+        ]
+        pool.apply(findings)
+        pooled_noise = sum(1 for x in findings if x.model and x.model.model == MINILM)
+        t0 = time.perf_counter()
+        for _ in range(3):
+            f.evidence(np.tile(minilm_test, (50, 1)))
+        rate = 3 * 50 * len(minilm_test) / (time.perf_counter() - t0)
+        print(
+            f"| {name} | {alone.count(MINILM)}/{len(alone)} | {pooled.count(MINILM)}/{len(pooled)} | "
+            f"{mini(minilm_test)}/{len(minilm_test)} | {mini(corpus_held)}/{len(corpus_held)} | "
+            f"{single}/24 / {pooled_noise}/24 | {'/'.join(map(str, randoms))} | {r384} | "
+            f"{coh_mini}/{2 * len(cohere)} | {to_cohere}/{len(mini_all)} | {mini(others)}/{len(others)} | "
+            f"{mini(_cut(corpus_held, 128))} / {mini(_cut(corpus_held, 256))} of {len(corpus_held)} | "
+            f"{mini(_cut(minilm_test, 128))} / {mini(_cut(minilm_test, 256))} of {len(minilm_test)} | "
+            f"{rate:,.0f} |"
+        )
+    print()
 
 
 if __name__ == "__main__":

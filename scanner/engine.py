@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from scanner.fingerprint import SourcePool
 from scanner.model import Alert, Candidate, Diagnostic, Finding, Level, Record
 from scanner.noise import GROUPED, RATE_LIMITED, NoiseControl
 from scanner.pipeline import Pipeline, ScanResult
@@ -79,8 +80,12 @@ class Engine:
         baseline: frozenset[str] = frozenset(),
         enrich: Callable[[list[Finding]], None] | None = None,
         noise: NoiseControl | None = None,
+        pool: SourcePool | bool = True,
     ) -> None:
         self.pipeline = pipeline
+        # One source, one model: the evidence of a source's earlier vectors upgrades its weak ones,
+        # per record and before the rules, so no alert waits for later records.
+        self.pool = SourcePool(pipeline.fingerprinter) if pool is True else pool or None
         self.rules = rules
         self.sinks = list(sinks)
         self.baseline = baseline
@@ -121,6 +126,8 @@ class Engine:
         self.stats.ignored += result.ignored
         for diag in result.diagnostics:
             self.report(diag)
+        if result.findings and self.pool is not None:
+            self.pool.apply(result.findings)
         if result.findings and self.enrich is not None:
             self.enrich(result.findings)
         delivered = []

@@ -218,3 +218,40 @@ def test_tei_fixture_round_trip_under_local_minilm(fp):
 
 def test_reference_and_test_texts_do_not_overlap():
     assert not set(reftext.reference_texts()) & set(reftext.test_texts())
+
+
+def test_short_real_tickets_and_queries_are_minilm(fp):
+    """The demo's support tickets and search queries (never in the signature's texts): the density
+    check names MiniLM for every one, including queries nearly orthogonal to its mean direction."""
+    from scanner.demo import demo_texts
+
+    texts = tuple(t.text for t in demo_texts())
+    assert not set(texts) & set(reftext.reference_corpus("signature"))
+    tops = [g[0].model if g else "unknown" for g in fp.guess_batch(minilm(texts))]
+    assert tops == [MINILM] * len(texts)
+
+
+def test_held_out_corpus_texts_of_every_style_are_minilm(fp):
+    texts = tuple(reftext.reference_corpus("heldout")[:300])
+    tops = [g[0].model if g else "unknown" for g in fp.guess_batch(minilm(texts))]
+    assert tops.count(MINILM) >= 0.97 * len(texts)
+    assert set(tops) <= {MINILM, "unknown"}
+    # cut to 256 dims downstream (TEI ``dimensions``, slicing): the prefix has its own density check
+    cut = fp.guess_batch(unit(minilm(texts)[:, :256]))
+    assert [g[0].model if g else "unknown" for g in cut].count(MINILM) >= 0.95 * len(texts)
+    assert all(g[0].truncated_from == 384 for g in cut if g)
+
+
+def test_density_check_survives_save_and_load(tmp_path):
+    from scanner.fingerprint.signature import load_signature, save_signature
+
+    rng = np.random.default_rng(5)
+    base = unit(rng.standard_normal(64))
+    x = unit(base + 0.8 * rng.standard_normal((1200, 64)) * np.linspace(2, 0.1, 64))
+    sig = build_signature("sentence-transformers/all-MiniLM-L6-v2", x)
+    assert sorted(sig.density) == [64]  # the native size only: no prefix of 128 dims or more
+    assert sig.density[64][1][2] > 3  # held-out outputs score well above random unit vectors (z = 0)
+    back = load_signature(save_signature(sig, tmp_path))
+    assert sorted(back.density) == [64] and np.array_equal(back.density[64][0], sig.density[64][0])
+    small = load_signature(save_signature(build_signature("a/b", x[:50]), tmp_path))
+    assert not small.has_density

@@ -4,18 +4,25 @@ One source usually talks to one model, so evidence adds up: 50 vectors each weak
 are strong together, and a random-looking vector among them does not flip the answer. Log likelihood
 ratios are summed per model across every vector added (any size); a model that cannot emit some of
 the sizes seen is penalised for each such vector.
+
+:class:`SourcePool` applies this on the scan path: per source, the evidence of every vector seen so far
+(this record included) is pooled, and when it names one model the weaker vectors of that source are
+upgraded before the rules see them. Nothing waits for later records, so streaming alerts are not
+delayed; a vector that was alerted before the pool was confident keeps its first answer.
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
+from collections.abc import Sequence
 
 import numpy as np
 
-from scanner.model import ModelGuess
+from scanner.model import Finding, ModelGuess
 
 from .scoring import MAX_GUESSES, MIN_CONFIDENCE, UNKNOWN_PRIOR, Fingerprinter, default_fingerprinter
+from .signature import MIN_PREFIX
 
 _MISSING_SIZE_LLR = math.log(0.05)
 
@@ -38,12 +45,16 @@ class SourceAggregator:
             x = x[None, :]
         if x.shape[0] == 0:
             return
-        ev = self.fp.evidence(x, precision)
-        group = self.fp.group(x.shape[1])
+        self.add_evidence(x.shape[1], self.fp.evidence(x, precision)["llr"])
+
+    def add_evidence(self, dim: int, llr: np.ndarray) -> None:
+        """Add per-vector log likelihood ratios already computed by :meth:`Fingerprinter.evidence`."""
+        x = llr
+        group = self.fp.group(dim)
         self.count += x.shape[0]
-        self._dims.add(x.shape[1])
+        self._dims.add(dim)
         for j, hy in enumerate(group.hyps):
-            self._llr[hy.spec.id] += float(ev["llr"][:, j].sum())
+            self._llr[hy.spec.id] += float(llr[:, j].sum())
             self._seen[hy.spec.id] += x.shape[0]
             self._kinds[hy.spec.id].add(hy.truncated_from)
 
@@ -80,3 +91,109 @@ class SourceAggregator:
                 )
             )
         return out
+
+
+POOL_MIN_VECTORS = 3  # fewer vectors than this are not a pattern
+POOL_CONFIDENCE = 0.9  # the pooled answer must itself be confident
+POOL_MAX_SOURCES = 4096  # least recently used sources are forgotten beyond this (bounded memory)
+POOL_MAX_HASHES = 4096  # per source: a vector repeated in the source is counted once (up to this many)
+OVERRIDE_CONFIDENCE = 0.5  # a vector's own answer at least this confident is never replaced
+
+
+class SourcePool:
+    """Pooled per-source evidence on the scan path: :meth:`apply` to each record's findings.
+
+    A vector is upgraded to the pooled model only when (a) the source has at least
+    ``POOL_MIN_VECTORS`` distinct vectors and the pooled answer is at least ``POOL_CONFIDENCE``,
+    (b) the vector's own evidence for that model is not negative (it looks at least as much like the
+    model as like an unrelated vector), and (c) its own top guess is not another model with confidence
+    ``OVERRIDE_CONFIDENCE`` or more. The new guess says so in its reasons. numpy only: one
+    :meth:`Fingerprinter.evidence` call per (record, size).
+    """
+
+    def __init__(
+        self, fingerprinter: Fingerprinter | None = None, max_sources: int = POOL_MAX_SOURCES
+    ) -> None:
+        self.fp = fingerprinter or default_fingerprinter()
+        self.max_sources = max_sources
+        self._sources: OrderedDict[str, tuple[SourceAggregator, set[str]]] = OrderedDict()
+        self.upgraded = 0
+
+    def apply(self, findings: Sequence[Finding]) -> int:
+        """Add these findings to their sources' pools and upgrade the weak ones in place; returns how many."""
+        groups: dict[tuple[str, int], list[Finding]] = defaultdict(list)
+        for f in findings:
+            c = f.candidate
+            if f.kind != "embedding" or c.truncated or c.values.ndim != 1 or c.values.shape[0] < MIN_PREFIX:
+                continue
+            if not np.isfinite(c.values).all():  # scored -LLR_CLIP for every model: would drown the pool
+                continue
+            groups[(f.source.identity, int(c.values.shape[0]))].append(f)
+        upgraded = 0
+        for (source, dim), items in groups.items():
+            agg, seen = self._source(source)
+            matrix = np.stack([f.candidate.values for f in items]).astype(np.float32, copy=False)
+            ev = self.fp.evidence(matrix, [f.candidate.precision for f in items])
+            fresh = []
+            for i, f in enumerate(items):
+                key = f.sha256
+                if key not in seen:
+                    fresh.append(i)
+                    if len(seen) < POOL_MAX_HASHES:
+                        seen.add(key)
+            if fresh:
+                agg.add_evidence(dim, ev["llr"][fresh])
+            if agg.count < POOL_MIN_VECTORS:
+                continue
+            pooled = agg.result()
+            if not pooled or pooled[0].confidence < POOL_CONFIDENCE:
+                continue
+            upgraded += self._upgrade(items, ev, dim, pooled[0], agg.count)
+        if upgraded:
+            self._share(findings)
+        self.upgraded += upgraded
+        return upgraded
+
+    def _source(self, source: str) -> tuple[SourceAggregator, set[str]]:
+        entry = self._sources.get(source)
+        if entry is None:
+            entry = self._sources[source] = (SourceAggregator(self.fp), set())
+            if len(self._sources) > self.max_sources:
+                self._sources.popitem(last=False)
+        else:
+            self._sources.move_to_end(source)
+        return entry
+
+    def _upgrade(
+        self, items: list[Finding], ev: dict[str, np.ndarray], dim: int, pooled: ModelGuess, count: int
+    ) -> int:
+        g = self.fp.group(dim)
+        cols = [j for j, hy in enumerate(g.hyps) if hy.spec.id == pooled.model]
+        if not cols:
+            return 0
+        done = 0
+        for i, f in enumerate(items):
+            own = f.fingerprint[0] if f.fingerprint else None
+            if own is not None and own.model == pooled.model and own.confidence >= pooled.confidence:
+                continue
+            if own is not None and own.model != pooled.model and own.confidence >= OVERRIDE_CONFIDENCE:
+                continue
+            j = max(cols, key=lambda c: ev["llr"][i, c])
+            if ev["llr"][i, j] < 0:
+                continue
+            guess = self.fp._make(g, ev, i, j, pooled.confidence)
+            reason = f"pooled with {count - 1} vector(s) from this source that point at the same model"
+            f.fingerprint = [
+                ModelGuess(guess.model, guess.confidence, (*guess.reasons, reason), guess.truncated_from),
+                *[x for x in f.fingerprint if x.model != pooled.model],
+            ][:MAX_GUESSES]
+            done += 1
+        return done
+
+    @staticmethod
+    def _share(findings: Sequence[Finding]) -> None:
+        """The text recorded beside a vector carries the vector's (possibly upgraded) answer."""
+        by_hash = {f.sha256: f.fingerprint for f in findings if f.kind == "embedding"}
+        for f in findings:
+            if f.kind != "embedding" and f.sha256 in by_hash:
+                f.fingerprint = by_hash[f.sha256]

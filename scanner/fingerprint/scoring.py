@@ -8,6 +8,10 @@ embedding at all" from independent pieces of evidence:
 * direction: cosine to the model's mean output direction and energy in its principal directions,
   compared with the held-out spread stored in the signature and with a null that is a bit wider than a
   random unit vector (outputs of *other* models are anisotropic too);
+* density, at the sizes where a signature has it (the local MiniLM: native and prefixes >= 128): how the vector's energy
+  sits against the model's whole second-moment matrix, in standard deviations of random unit vectors
+  (see :mod:`.signature`). It replaces the direction features there: it holds them and, unlike the
+  cosine to the mean, it still separates short queries and tickets from random vectors;
 * norm: unit norm or not, against what the catalog says for that size;
 * precision: fp16-exact values (Cohere, Mistral) against the catalog;
 * a model name seen next to the vector (``hints``).
@@ -63,6 +67,7 @@ class Hypothesis:
     e_mu: float = 0.0
     e_sd: float = 1.0
     k: int = 0
+    density: bool = False
 
     @property
     def truncated_from(self) -> int | None:
@@ -94,6 +99,8 @@ class _Group:
     norm_lo: np.ndarray
     norm_hi: np.ndarray
     fp16_model: np.ndarray  # (h,) bool: catalog says fp16 and the size is native
+    quad_w: np.ndarray  # (d, sum K) float32: the density bases of the hypotheses that have one
+    quad: list[tuple[int, int, int, np.ndarray]]  # (hypothesis, col start, col end, quad_stats)
     texts: list[tuple[str, str, str, str]]  # per hypothesis: reason parts that do not depend on the vector
 
 
@@ -151,6 +158,7 @@ class Fingerprinter:
                 kind = _kind(spec, dim)
                 c_mu, c_sd, e_mu, e_sd = sig.stats_at(dim)
                 direction, resid = sig.basis_at(dim)
+                density = sig.density_at(dim) is not None
                 hyps.append(
                     Hypothesis(
                         spec,
@@ -163,6 +171,7 @@ class Fingerprinter:
                         e_mu,
                         e_sd,
                         resid.shape[1],
+                        density,
                     )
                 )
                 dirs.append(direction)
@@ -173,6 +182,20 @@ class Fingerprinter:
             slices.append((start, start + r.shape[1]))
             start += r.shape[1]
         resid_all = np.hstack(resids) if resids and start else np.zeros((dim, 0))
+        quad: list[tuple[int, int, int, np.ndarray]] = []
+        quad_ws: list[np.ndarray] = []
+        col = 0
+        for j, hy in enumerate(hyps):
+            if hy.density:
+                w, stats = hy.signature.density_at(dim)  # type: ignore[union-attr,misc]
+                stats = np.array(stats, dtype=np.float64)
+                # As for the energy: unseen styles sit between the held-out texts and the null, so the
+                # model's spread is at least E_GAP_SHARE of that gap (a noisy or odd output then counts
+                # as weak evidence that pooling can add up, not as evidence against the model).
+                stats[3] = max(stats[3], E_GAP_SHARE * max(stats[2], 0.0))
+                quad.append((j, col, col + w.shape[1], stats))
+                quad_ws.append(w)
+                col += w.shape[1]
         k = np.array([hy.k for hy in hyps], dtype=np.float64)
         e_null_mu = k / dim
         e_null_sd = np.sqrt(np.maximum(2 * k * (dim - k), 1.0) / (dim * dim * (dim + 2.0))) * 2.0
@@ -207,6 +230,8 @@ class Fingerprinter:
                 [hy.spec.precision == "fp16" and hy.kind == "native" for hy in hyps], dtype=bool
             ),
             texts=[_static_texts(hy) for hy in hyps],
+            quad_w=(np.hstack(quad_ws) if quad_ws else np.zeros((dim, 0))).astype(np.float32),
+            quad=quad,
         )
 
     # ------------------------------------------------------------------ evidence
@@ -250,10 +275,20 @@ class Fingerprinter:
                     # One-sided: concentration in the model's principal directions is evidence for it,
                     # but an input unlike the reference texts (one word, code) may lack it.
                     llr[:, j] += np.clip(llr_e, 0.0, LLR_CLIP)
+        q = np.zeros((n, h))
+        if g.quad:
+            y = xn @ g.quad_w
+            for j, a, b, (mu, sd, median, spread) in g.quad:
+                q[:, j] = (-np.einsum("ij,ij->i", y[:, a:b], y[:, a:b], dtype=np.float64) - mu) / sd
+                # One-sided like the energy: far above the model's median is no evidence against it.
+                llr_q = _lognorm(np.minimum(q[:, j], median), median, spread) - _lognorm(
+                    q[:, j], 0.0, NULL_KAPPA
+                )
+                llr[:, j] = np.clip(llr_q, -LLR_CLIP, LLR_CLIP)
         llr += _norm_llr(norms[:, None], g.unit[None, :], g.norm_lo[None, :], g.norm_hi[None, :])
         llr += _precision_llr(fp16[:, None], g.fp16_model[None, :])
         llr[~finite] = -LLR_CLIP
-        out.update(c=c, e=e, llr=llr * TEMPER)
+        out.update(c=c, e=e, q=q, llr=llr * TEMPER)
         return out
 
     # ------------------------------------------------------------------ answers
@@ -427,7 +462,9 @@ class Fingerprinter:
         hy = g.hyps[j]
         static = g.texts[j]
         reasons = [static[0], f"cosine {ev['c'][i, j]:.2f}{static[1]}"]
-        if hy.k:
+        if hy.density:
+            reasons.append(f"density check {ev['q'][i, j]:.1f}{static[2]}")
+        elif hy.k:
             reasons.append(f"{ev['e'][i, j]:.2f}{static[2]}")
         norm = float(ev["norm"][i])
         reasons.append("norm 1 (unit)" if abs(norm - 1) < UNIT_TOL else f"norm {norm:.4g}")
@@ -464,10 +501,18 @@ def _dim_reason(spec: ModelSpec, dim: int, kind: str) -> str:
 
 def _static_texts(hy: Hypothesis) -> tuple[str, str, str, str]:
     sig = hy.signature
+    if hy.density and sig is not None:
+        median = float(sig.density_at(hy.dim)[1][2])  # type: ignore[index]
+        energy = (
+            f" sd from random unit vectors, over the model's whole covariance (its held-out outputs: median"
+            f" {median:.1f}; unrelated: 0±{NULL_KAPPA})"
+        )
+    else:
+        energy = f" of its energy in the model's {hy.k} principal directions (its outputs: {hy.e_mu:.2f}; unrelated: {hy.k / hy.dim:.2f})"
     return (
         _dim_reason(hy.spec, hy.dim, hy.kind),
         f" to the model's mean direction (its outputs: {hy.c_mu:.2f}±{hy.c_sd:.2f}; unrelated vectors: 0±{1 / math.sqrt(hy.dim):.2f})",
-        f" of its energy in the model's {hy.k} principal directions (its outputs: {hy.e_mu:.2f}; unrelated: {hy.k / hy.dim:.2f})",
+        energy,
         f"signature from {sig.n} vector(s), held-out method: {sig.heldout}" if sig else "no signature",
     )
 

@@ -10,7 +10,14 @@ principal directions. A signature keeps:
 * per prefix size in ``grid``: the *held-out* distribution of the cosine to the mean (``c_mu``,
   ``c_sd``) and of the energy in the residual components (``e_mu``, ``e_sd``), so scoring compares a
   new vector against what unseen outputs of that model looked like, not against the sample itself;
-* how many vectors it rests on (``n``) and how the held-out numbers were obtained (``heldout``).
+* how many vectors it rests on (``n``) and how the held-out numbers were obtained (``heldout``);
+* for a large sample of a small model (the local MiniLM, thousands of texts of many styles): a
+  *density* check, the quadratic form ``x^T M^-1 x`` with ``M`` the model's second-moment matrix shrunk
+  towards isotropy. A random unit vector spreads its energy evenly over all directions, an output of
+  the model puts it where the model's variance is, whatever the text's style: short queries that are
+  nearly orthogonal to the mean direction still score far from random. Stored per size (the native
+  one and grid prefixes from ``MIN_DENSITY_PREFIX`` up, since truncated outputs leak too) as a
+  whitening basis and the score's null (random unit vectors) and held-out model spread.
 
 numpy only: the scorer loads these on the hot path.
 """
@@ -18,7 +25,7 @@ numpy only: the scorer loads these on the hot path.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +39,16 @@ MAX_COMPONENTS = 64
 # models we could measure: 0.2-0.9); deliberately wide.
 SINGLE_C_MU, SINGLE_C_SD = 0.3, 0.15
 C_SD_FLOOR = 0.03
+# The density check needs a well-estimated (dim x dim) second-moment matrix: many samples, small dim.
+MIN_FOR_DENSITY = 1000
+MAX_DENSITY_DIM = 1024
+MIN_DENSITY_PREFIX = 128  # below this a prefix holds too little of the model's structure to be worth it
+# Shrinkage towards isotropy: the reference texts do not cover every style, so directions where the
+# sample shows almost no variance must not make an unseen style look impossible (measured: 0.2 keeps
+# short queries and tickets well apart from random vectors; 0.5 and 0.02 both separate less).
+QUAD_SHRINK = 0.2
+QUAD_NULL_SAMPLES = 20000
+QUAD_NULL_SEED = 20261126
 
 
 @dataclass(frozen=True)
@@ -51,6 +68,17 @@ class Signature:
     norm_sd: float
     fp16_share: float
     sources: tuple[str, ...] = ()
+    # Density check per size (empty when the sample is too small): size -> (W, stats). For a unit x of
+    # that size q = -||x @ W||^2, scored as z = (q - null_mu) / null_sd; stats = (null_mu, null_sd,
+    # model median z, model spread of z), the model's numbers measured on held-out vectors.
+    density: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    @property
+    def has_density(self) -> bool:
+        return bool(self.density)
+
+    def density_at(self, d: int) -> tuple[np.ndarray, np.ndarray] | None:
+        return self.density.get(d)
 
     def stats_at(self, d: int) -> tuple[float, float, float, float]:
         """Held-out (c_mu, c_sd, e_mu, e_sd) at prefix size ``d``, interpolated in log-size."""
@@ -143,6 +171,12 @@ def build_signature(model: str, vectors: np.ndarray, sources: tuple[str, ...] = 
         c_mu[:], c_sd[:] = SINGLE_C_MU, SINGLE_C_SD
     c_sd = np.maximum(c_sd, C_SD_FLOOR)
     e_sd = np.maximum(e_sd, 1e-3)
+    density: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    if n >= MIN_FOR_DENSITY and dim <= MAX_DENSITY_DIM:
+        cut = (3 * n) // 4
+        for d in grid:
+            if d >= MIN_DENSITY_PREFIX or d == dim:
+                density[int(d)] = _fit_density(_unit_rows(unit[:cut, :d]), _unit_rows(unit[cut:, :d]))
     return Signature(
         model=model,
         dim=dim,
@@ -159,7 +193,37 @@ def build_signature(model: str, vectors: np.ndarray, sources: tuple[str, ...] = 
         norm_sd=float(norms.std()),
         fp16_share=fp16,
         sources=tuple(sources),
+        density=density,
     )
+
+
+def density_score(x: np.ndarray, quad_w: np.ndarray) -> np.ndarray:
+    """q = -||x W||^2 per row of unit vectors x: higher means more like the model's outputs."""
+    y = x @ quad_w
+    return -np.einsum("ij,ij->i", y, y, dtype=np.float64)
+
+
+def _fit_density(train: np.ndarray, held: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Whitening basis of the shrunk second moment, the score's null, and its held-out spread.
+
+    The null is simulated (random unit vectors, fixed seed) rather than derived, so that it is exact
+    for float32 inputs. The model spread is read off the *lower* tail of the held-out scores (median
+    minus 1st percentile over 2.33): what matters is how low unseen outputs can go, not how high.
+    """
+    dim = train.shape[1]
+    second = train.T @ train / len(train)
+    w, v = np.linalg.eigh(second)
+    m = (1 - QUAD_SHRINK) * np.maximum(w, 0.0) + QUAD_SHRINK / dim
+    # scaled so that a random unit vector scores about -1 (keeps float32 products well-conditioned)
+    quad_w = (v / np.sqrt(m * np.mean(1.0 / m))).astype(np.float32)
+    rng = np.random.default_rng(QUAD_NULL_SEED)
+    null = _unit_rows(rng.standard_normal((QUAD_NULL_SAMPLES, dim))).astype(np.float32)
+    q_null = density_score(null, quad_w)
+    mu, sd = float(q_null.mean()), float(q_null.std(ddof=1))
+    z = (density_score(held.astype(np.float32), quad_w) - mu) / sd
+    median = float(np.median(z))
+    spread = max((median - float(np.percentile(z, 1))) / 2.33, 1.0)
+    return quad_w, np.array([mu, sd, median, spread])
 
 
 def _small_sample_sd(n: int) -> float:
@@ -182,11 +246,17 @@ def save_signature(sig: Signature, directory: Path) -> Path:
         "norm_mu": sig.norm_mu,
         "norm_sd": sig.norm_sd,
         "fp16_share": sig.fp16_share,
-        "version": 1,
+        "version": 2 if sig.has_density else 1,
     }
+    if sig.has_density:
+        meta["density_sizes"] = sorted(sig.density)
+    extra = {}
+    for d, (w, stats) in sig.density.items():
+        extra[f"quad_w_{d}"], extra[f"quad_stats_{d}"] = w, stats
     with path.open("wb") as fh:
         np.savez_compressed(
             fh,
+            **extra,
             meta=np.array(json.dumps(meta)),
             mean=sig.mean,
             components=sig.components,
@@ -202,7 +272,7 @@ def save_signature(sig: Signature, directory: Path) -> Path:
 def load_signature(path: Path) -> Signature:
     with np.load(path, allow_pickle=False) as z:
         meta = json.loads(str(z["meta"]))
-        if meta.get("version") != 1:
+        if meta.get("version") not in (1, 2):
             raise ValueError(f"{path}: unsupported signature version {meta.get('version')!r}")
         sig = Signature(
             model=meta["model"],
@@ -220,7 +290,11 @@ def load_signature(path: Path) -> Signature:
             norm_sd=float(meta["norm_sd"]),
             fp16_share=float(meta["fp16_share"]),
             sources=tuple(meta.get("sources", ())),
+            density={int(d): (z[f"quad_w_{d}"], z[f"quad_stats_{d}"]) for d in meta.get("density_sizes", ())},
         )
+    for d, (w, stats) in sig.density.items():
+        if w.shape[0] != d or d > sig.dim or stats.shape != (4,):
+            raise ValueError(f"{path}: density arrays for size {d} do not match")
     if sig.mean.shape != (sig.dim,) or sig.components.shape[1:] != (sig.dim,) or sig.grid[-1] != sig.dim:
         raise ValueError(f"{path}: signature arrays do not match dim {sig.dim}")
     return sig
