@@ -32,7 +32,9 @@ def masked_preview(values: np.ndarray, dim: int) -> str:
     return f"[{', '.join(head)}, … {dim} values]"
 
 
-def alert_to_ecs(alert: Alert, created: str | None = None) -> dict[str, Any]:
+def alert_to_ecs(alert: Alert, created: str | None = None, reveal: bool = False) -> dict[str, Any]:
+    """``reveal`` puts the clear inverted text and PII in ``vecleak.inversion``; only an explicit
+    ``--reveal`` to stdout sets it. Without it, ``text_clear`` never leaves the process."""
     f = alert.finding
     c = f.candidate
     top = f.model
@@ -99,7 +101,15 @@ def alert_to_ecs(alert: Alert, created: str | None = None) -> dict[str, Any]:
     if alert.group is not None:
         _add_group(doc, alert)
     if f.inversion:
-        doc["vecleak"]["inversion"] = {k: v for k, v in f.inversion.items() if k != "text_clear"}
+        inversion = {k: v for k, v in f.inversion.items() if k != "text_clear"}
+        clear = f.inversion.get("text_clear")
+        if reveal and clear:
+            from scanner.pii import find_pii
+
+            inversion["text"] = clear
+            inversion["pii"] = [item.to_dict(reveal=True) for item in find_pii(clear)]
+            inversion["revealed"] = True
+        doc["vecleak"]["inversion"] = inversion
     return doc
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from scanner.enrichment import Pending, SampledInversion
 from scanner.fingerprint import SourcePool
 from scanner.model import Alert, Candidate, Diagnostic, Finding, Level, Record
 from scanner.noise import GROUPED, RATE_LIMITED, NoiseControl
@@ -38,6 +39,7 @@ class Stats:
     grouped: int = 0
     rate_limited: int = 0
     rollups: int = 0
+    inverted: int = 0
     diagnostics: Counter[str] = field(default_factory=Counter)
     levels: Counter[str] = field(default_factory=Counter)
     highest: Level | None = None
@@ -57,6 +59,7 @@ class Stats:
             "grouped": self.grouped,
             "rate_limited": self.rate_limited,
             "rollups": self.rollups,
+            "inverted": self.inverted,
             "diagnostics": sum(self.diagnostics.values()),
             "diagnostics_by_kind": dict(self.diagnostics),
             "alerts_by_level": dict(self.levels),
@@ -81,6 +84,7 @@ class Engine:
         enrich: Callable[[list[Finding]], None] | None = None,
         noise: NoiseControl | None = None,
         pool: SourcePool | bool = True,
+        inversion: SampledInversion | None = None,
     ) -> None:
         self.pipeline = pipeline
         # One source, one model: the evidence of a source's earlier vectors upgrades its weak ones,
@@ -91,6 +95,7 @@ class Engine:
         self.baseline = baseline
         self.enrich = enrich
         self.noise = noise if noise is not None and noise.enabled else None
+        self.inversion = inversion
         self.stats = Stats()
         self.seen: set[str] = set()
         self.sent: list[Alert] = []
@@ -133,15 +138,62 @@ class Engine:
         delivered = []
         for finding in result.findings:
             self.stats.findings += 1
-            for alert in self.rules.evaluate(finding):
-                if self._admit(alert):
-                    delivered += self.deliver(alert)
+            admitted = [alert for alert in self.rules.evaluate(finding) if self._admit(alert)]
+            if self.inversion is not None and self.inversion.wants(finding):
+                # Held, not sent: delivered once, with its inversion, by _enriched.
+                for item in self.inversion.submit(Pending(finding, admitted)):
+                    delivered += self._enriched(item)
+                continue
+            for alert in admitted:
+                delivered += self.deliver(alert)
+        if self.inversion is not None:
+            for item in self.inversion.completed():
+                delivered += self._enriched(item)
         if delivered:
             for sink in self.sinks:
                 end_record = getattr(sink, "end_record", None)
                 if end_record is not None:
                     end_record()  # a buffered sink writes once per record, and nothing waits past it
         return delivered
+
+    def _enriched(self, item: Pending) -> list[Alert]:
+        """Deliver a sampled finding once its inversion is done: held alerts, then newly firing rules.
+
+        The held alerts are sent even if a rule stopped matching (inversion may confirm the model):
+        they were detections before the inversion and must not be lost.
+        """
+        finding = item.finding
+        if item.error is not None:
+            self.report(
+                Diagnostic(
+                    "inversion_failed", item.error, finding.source.display, finding.line, finding.offset
+                )
+            )
+        if item.fields:
+            finding.inversion = dict(item.fields)
+            self.stats.inverted += 1
+        out: list[Alert] = []
+        for alert in item.held:
+            out += self.deliver(alert)
+        if finding.inversion:
+            held = {alert.fingerprint for alert in item.held}
+            for alert in self.rules.evaluate(finding):
+                if alert.fingerprint not in held and self._admit(alert):
+                    out += self.deliver(alert)
+        return out
+
+    def wait_inversions(self, on_progress: Callable[[int, int], None] | None = None) -> list[Alert]:
+        """Finish every queued inversion and deliver its alerts; scans call this before close."""
+        out: list[Alert] = []
+        if self.inversion is not None:
+            for item in self.inversion.wait(on_progress):
+                out += self._enriched(item)
+                for sink in self.sinks:
+                    end_record = getattr(sink, "end_record", None)
+                    if end_record is not None:
+                        end_record()  # each result shows up as it lands, not at close
+            self.inversion.close()
+        return out
 
     def _admit(self, alert: Alert) -> bool:
         key = alert.fingerprint
@@ -194,6 +246,7 @@ class Engine:
             sink.diagnostic(diag)
 
     def close(self, files: int = 0) -> dict[str, Any]:
+        self.wait_inversions()  # a no-op when the caller already waited (with its progress message)
         if self.noise is not None:
             for event in self.noise.flush():
                 self._send(event)

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 
 from scanner.cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, error
 from scanner.engine import Engine, load_baseline, write_baseline
+from scanner.enrichment import SampledInversion
 from scanner.model import Level
 from scanner.noise import NoiseControl, parse_duration
 from scanner.pipeline import Pipeline
@@ -33,7 +34,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--exclude", action="append", default=[], metavar="GLOB", help="skip files matching (repeatable)"
     )
+    add_invert_options(p)
     p.set_defaults(func=run)
+
+
+def add_invert_options(p: argparse.ArgumentParser) -> None:
+    """``--invert`` and friends; :func:`prepare` reads them, so any scanning command can add them."""
+    p.add_argument(
+        "--invert",
+        action="store_true",
+        help="invert a sample of the findings back to text (local models only; needs vecleak[invert])",
+    )
+    p.add_argument(
+        "--invert-sample",
+        type=_positive_int,
+        default=3,
+        metavar="N",
+        help="invert the first N distinct vectors per source x model (default 3)",
+    )
+    p.add_argument(
+        "--invert-budget",
+        type=_positive_int,
+        default=None,
+        metavar="B",
+        help="re-embedded candidates per inversion (default: the search's own, 2500); lower is faster",
+    )
+    p.add_argument(
+        "--reveal",
+        action="store_true",
+        help="clear inverted text in the stdout alerts (jsonl/ecs/table); --output sinks stay masked",
+    )
 
 
 def add_output_options(p: argparse.ArgumentParser) -> None:
@@ -101,9 +131,16 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
+REVEAL_FORMATS = ("table", "jsonl", "ecs")
+
+
 def open_sinks(args: argparse.Namespace, console: Console) -> list[Any]:
     fmt = args.format or ("table" if sys.stdout.isatty() else "jsonl")
-    sinks = [open_sink(FORMATS[fmt], console=console, buffered=True)]
+    reveal = bool(getattr(args, "reveal", False))
+    if reveal and fmt not in REVEAL_FORMATS:
+        raise ValueError(f"--reveal works with --format {'/'.join(REVEAL_FORMATS)}, not {fmt}")
+    # Clear text goes to stdout only, and only when asked: --output files and feeds stay masked.
+    sinks = [open_sink(FORMATS[fmt], console=console, buffered=True, **({"reveal": True} if reveal else {}))]
     for spec in args.output:
         sink = open_sink(spec)
         sink.routed = True  # --output sinks honour a rule's ``outputs:``; stdout gets every alert
@@ -115,6 +152,7 @@ def prepare(args: argparse.Namespace) -> tuple[Engine, Level] | int:
     """Rules, sinks, baseline and the engine, or an exit code after a clear error on stderr."""
     try:
         fail_on = Level.parse(args.fail_on)
+        inversion = _sampled_inversion(args)
         rules = load_rules(args.rules or None)
         baseline = load_baseline(args.baseline) if args.baseline else frozenset()
         sinks = open_sinks(args, Console(file=sys.stdout))
@@ -126,10 +164,27 @@ def prepare(args: argparse.Namespace) -> tuple[Engine, Level] | int:
         error(str(exc))
         return EXIT_ERROR
     noise = NoiseControl(args.group_window, args.max_alerts_per_minute)
-    return Engine(Pipeline(), rules, sinks, baseline=baseline, noise=noise), fail_on
+    return Engine(Pipeline(), rules, sinks, baseline=baseline, noise=noise, inversion=inversion), fail_on
+
+
+def _sampled_inversion(args: argparse.Namespace) -> SampledInversion | None:
+    """The inversion worker for ``--invert``; raises ValueError when torch is not installed."""
+    if not getattr(args, "invert", False):
+        if getattr(args, "reveal", False):
+            raise ValueError("--reveal shows inverted text: use it with --invert")
+        return None
+    from scanner import inversion  # no torch yet: available() only looks for it
+
+    if not inversion.available():
+        raise ValueError(
+            "--invert needs torch and transformers, which are not installed: pip install 'vecleak[invert]'"
+        )
+    budget = args.invert_budget
+    return SampledInversion(lambda: inversion.InversionEnricher(budget=budget), sample=args.invert_sample)
 
 
 def finish(args: argparse.Namespace, engine: Engine, fail_on: Level, files: int) -> int:
+    _wait_inversions(engine)
     summary = engine.close(files)
     if args.write_baseline:
         # engine.seen: every new alert's fingerprint, including those folded into roll-ups.
@@ -144,11 +199,27 @@ def finish(args: argparse.Namespace, engine: Engine, fail_on: Level, files: int)
                 f" {summary['rollups']} roll-up(s)"
                 if summary["grouped"] or summary["rate_limited"]
                 else ""
-            ),
+            )
+            + (f"; {summary['inverted']} inverted" if engine.inversion is not None else ""),
             highlight=False,
+            soft_wrap=True,  # one line, for grep and CI logs
         )
     highest = engine.stats.highest
     return EXIT_FINDINGS if highest is not None and highest >= fail_on else EXIT_OK
+
+
+def _wait_inversions(engine: Engine) -> None:
+    """Deliver the held alerts of the sampled findings, saying on stderr what is being waited for."""
+    sampler = engine.inversion
+    if sampler is None or not sampler.outstanding:
+        return
+    err = Console(file=sys.stderr, highlight=False)
+    err.print(f"vecleak: scan done; waiting for {sampler.outstanding} inversion(s) to finish…")
+
+    def progress(done: int, total: int) -> None:
+        err.print(f"vecleak: inverted {done}/{total}")
+
+    engine.wait_inversions(progress)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,7 +16,12 @@ class JsonlSink:
     name = "jsonl"
 
     def __init__(
-        self, stream: IO[bytes], owned: bool, diagnostics: bool = True, buffered: bool = False
+        self,
+        stream: IO[bytes],
+        owned: bool,
+        diagnostics: bool = True,
+        buffered: bool = False,
+        reveal: bool = False,
     ) -> None:
         self._stream = stream
         self._owned = owned
@@ -25,9 +30,10 @@ class JsonlSink:
         # scan only needs them by the end of each record: one write per block, not per alert.
         self._buffered = buffered
         self._pending: list[bytes] = []
+        self._reveal = reveal  # clear inverted text: scan --reveal, stdout only
 
     def send(self, alert: Alert) -> None:
-        self._write(alert_to_ecs(alert))
+        self._write(alert_to_ecs(alert, reveal=self._reveal))
 
     def diagnostic(self, diag: Diagnostic) -> None:
         if self._diagnostics:
@@ -69,5 +75,11 @@ def open_append_private(path: str) -> IO[bytes]:
 def open(target: str, **options: Any) -> JsonlSink:  # noqa: A001 - the sink-module convention
     diagnostics, buffered = options.get("diagnostics", True), options.get("buffered", False)
     if target in ("", "-"):
-        return JsonlSink(sys.stdout.buffer, owned=False, diagnostics=diagnostics, buffered=buffered)
+        return JsonlSink(
+            sys.stdout.buffer,
+            owned=False,
+            diagnostics=diagnostics,
+            buffered=buffered,
+            reveal=bool(options.get("reveal", False)),  # clear text: stdout only
+        )
     return JsonlSink(open_append_private(target), owned=True, diagnostics=diagnostics, buffered=buffered)

@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from scanner.model import Alert, Diagnostic
@@ -16,8 +17,9 @@ _STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cya
 class TableSink:
     name = "table"
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, reveal: bool = False) -> None:
         self.console = console
+        self.reveal = reveal  # clear inverted text (scan --reveal); masked otherwise
         self.alerts: list[Alert] = []
         self.diagnostics: list[Diagnostic] = []
 
@@ -30,7 +32,9 @@ class TableSink:
     def close(self, summary: dict[str, Any]) -> None:
         if self.alerts:
             table = Table(title=f"vecleak: {len(self.alerts)} alert(s)", show_lines=False)
-            for col in ("level", "rule", "location", "dim", "encoding", "model", "sha256"):
+            inverted = any(a.finding.inversion for a in self.alerts)
+            cols = ("level", "rule", "location", "dim", "encoding", "model", "sha256")
+            for col in cols + (("inverted text (cosine)",) if inverted else ()):
                 table.add_column(col, overflow="fold")
             for a in sorted(self.alerts, key=lambda a: (-a.level, a.finding.source.display, a.finding.line)):
                 f = a.finding
@@ -38,7 +42,7 @@ class TableSink:
                 model = f"{top.model} ({top.confidence:.2f})" if top else "unknown"
                 where = f.record_context.get("es_display") or f"{f.source.display}:{f.line}"
                 dim = f"{f.candidate.dim}{' (truncated)' if f.candidate.truncated else ''}"
-                table.add_row(
+                row = [
                     f"[{_STYLE[a.level.name]}]{a.level.name}[/]",
                     a.rule_id + (f" (+{a.count} grouped)" if a.group is not None else ""),
                     where,
@@ -46,7 +50,10 @@ class TableSink:
                     f.candidate.encoding,
                     model,
                     f.sha256[:12],
-                )
+                ]
+                if inverted:
+                    row.append(_inversion_cell(f.inversion, self.reveal))
+                table.add_row(*row)
             self.console.print(table)
         else:
             self.console.print("[green]No embedding leaks found.[/]")
@@ -64,6 +71,13 @@ class TableSink:
                 self.console.print(f"  … and {len(self.diagnostics) - 10} more (use --format jsonl for all)")
 
 
+def _inversion_cell(inversion: dict[str, Any] | None, reveal: bool) -> str:
+    if not inversion:
+        return ""
+    text = (inversion.get("text_clear") if reveal else None) or inversion.get("text") or ""
+    return f"{escape(text)} ({float(inversion.get('cosine', 0.0)):.3f})"
+
+
 def _summary_line(s: dict[str, Any]) -> str:
     return (
         f"Scanned {s.get('files', 0)} file(s), {s.get('bytes', 0):,} bytes in {s.get('seconds', 0):.2f}s; "
@@ -79,4 +93,6 @@ def _summary_line(s: dict[str, Any]) -> str:
 
 
 def open(target: str, **options: Any) -> TableSink:  # noqa: A001 - the sink-module convention
-    return TableSink(options.get("console") or Console(file=sys.stdout))
+    return TableSink(
+        options.get("console") or Console(file=sys.stdout), reveal=bool(options.get("reveal", False))
+    )

@@ -1,0 +1,140 @@
+"""`vecleak scan --invert` end to end: real MiniLM vectors in a log, the real model, small budgets.
+
+Each scan loads the model once (a few seconds on 2 cores); budgets are small so the whole file stays
+around a minute. The texts are ones the fingerprinter attributes to MiniLM from the vector alone
+(only findings whose top guess is a local model are inverted).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from conftest import REPO, alerts, run_cli
+
+pytest.importorskip("torch")
+
+from scanner.inversion.models import DEFAULT_MODEL, load_encoder  # noqa: E402
+from scanner.pii import find_pii, redact  # noqa: E402
+
+EMAIL_TEXT = "contact john smith at john.smith@gmail.com"
+OTHER_TEXTS = ["weather in paris", "how do i cancel my order"]
+ENV = {"HF_HUB_OFFLINE": "1"}
+
+
+@pytest.fixture(scope="module")
+def vectors() -> dict[str, list[float]]:
+    enc = load_encoder(DEFAULT_MODEL, "cpu", threads=2)
+    texts = [EMAIL_TEXT, *OTHER_TEXTS]
+    return {t: [round(float(x), 7) for x in v] for t, v in zip(texts, enc.embed_texts(texts), strict=True)}
+
+
+def _write_log(path, vecs: list[list[float]]) -> None:
+    with open(path, "w") as fh:
+        for i, vec in enumerate(vecs):
+            fh.write(
+                json.dumps({"level": "debug", "msg": "query embedded", "req": i, "embedding": vec}) + "\n"
+            )
+
+
+def _inverted(docs: list[dict]) -> list[dict]:
+    return [d for d in docs if "inversion" in d["vecleak"]]
+
+
+def test_invert_masks_by_default_and_fires_pii_rule(tmp_path, vectors):
+    log = tmp_path / "app.log"
+    _write_log(log, [vectors[EMAIL_TEXT]])
+    out = run_cli("scan", str(log), "--format", "jsonl", "--invert", "--invert-budget", "300", env=ENV)
+    assert out.returncode == 3, out.stderr
+    assert b"john.smith@gmail.com" not in out.stdout and b"john smith" not in out.stdout.lower()
+    assert b"waiting for 1 inversion(s)" in out.stderr and b"1 inverted" in out.stderr
+    docs = alerts(out.stdout)
+    ids = [d["event"]["id"] for d in docs]
+    assert len(ids) == len(set(ids))  # one alert per id: held until inverted, never sent twice
+    inv = _inverted(docs)
+    assert inv and len(inv) == len(docs)  # every alert of the sampled finding carries the inversion
+    fields = inv[0]["vecleak"]["inversion"]
+    assert fields["cosine"] >= 0.9
+    assert "text_clear" not in fields and not fields.get("revealed")
+    assert inv[0]["vecleak"]["fingerprint"]["confirmed"] is True
+    # What the search found is data, not a fixed answer: the PII rule must agree with the PII found.
+    pii_alerts = [d for d in docs if d["rule"]["id"] == "vecleak.inversion.pii"]
+    if fields["pii"]:
+        assert all("*" in p["value"] for p in fields["pii"])
+        assert len(pii_alerts) == 1 and pii_alerts[0]["vecleak"]["level"] == "critical"
+    else:
+        assert not pii_alerts
+    # The held detection alerts are the same ones a scan without --invert sends.
+    plain = alerts(run_cli("scan", str(log), "--format", "jsonl").stdout)
+    assert {d["event"]["id"] for d in plain} == {d["event"]["id"] for d in docs} - {
+        d["event"]["id"] for d in pii_alerts
+    }
+
+
+def test_reveal_goes_to_stdout_only(tmp_path, vectors):
+    log = tmp_path / "app.log"
+    _write_log(log, [vectors[EMAIL_TEXT]])
+    saved = tmp_path / "alerts.jsonl"
+    out = run_cli(
+        "scan", str(log), "--format", "jsonl", "--invert", "--invert-budget", "300", "--reveal",
+        "--output", f"jsonl:{saved}", env=ENV,
+    )  # fmt: skip
+    assert out.returncode == 3, out.stderr
+    shown = _inverted(alerts(out.stdout))[0]["vecleak"]["inversion"]
+    stored = _inverted(alerts(saved.read_bytes()))[0]["vecleak"]["inversion"]
+    assert shown["revealed"] is True and "revealed" not in stored
+    clear = shown["text"]
+    items = find_pii(clear)
+    assert [p["value"] for p in shown["pii"]] == [it.value for it in items]
+    assert stored["text"] == redact(clear, items)  # the file got the masked form of the same text
+    if items:
+        assert clear != stored["text"]
+        assert all(it.value not in saved.read_text() for it in items)
+    assert clear.encode() not in out.stderr  # progress and summary lines never carry the text
+
+
+def test_invert_sample_one_of_three_from_one_source(tmp_path, vectors):
+    log = tmp_path / "app.log"
+    _write_log(log, [vectors[t] for t in (EMAIL_TEXT, *OTHER_TEXTS)])
+    out = run_cli(
+        "scan", str(log), "--format", "jsonl", "--invert", "--invert-sample", "1", "--invert-budget", "40",
+        env=ENV,
+    )  # fmt: skip
+    assert out.returncode == 3, out.stderr
+    docs = alerts(out.stdout)
+    inverted = {d["vecleak"]["finding"]["id"] for d in _inverted(docs)}
+    assert len(inverted) == 1 and b"1 inverted" in out.stderr
+    assert {d["vecleak"]["location"]["line"] for d in _inverted(docs)} == {1}  # the first one
+    plain = alerts(run_cli("scan", str(log), "--format", "jsonl").stdout)
+    detection = [d for d in docs if d["rule"]["id"] != "vecleak.inversion.pii"]
+    assert sorted(d["event"]["id"] for d in detection) == sorted(d["event"]["id"] for d in plain)
+
+
+def test_invert_without_torch_says_how_to_install(tmp_path, vectors):
+    log = tmp_path / "app.log"
+    _write_log(log, [vectors[OTHER_TEXTS[0]]])
+    # A real interpreter in which torch cannot be imported (sys.modules[name] = None hides it).
+    code = (
+        "import sys; sys.modules['torch'] = None; sys.argv = ['vecleak', *sys.argv[1:]];"
+        "from scanner.cli import main; sys.exit(main())"
+    )
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-c", code, "scan", str(log), "--invert"],
+        capture_output=True,
+        cwd=REPO,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )
+    assert out.returncode == 1
+    assert b"pip install 'vecleak[invert]'" in out.stderr
+    assert out.stdout == b""
+
+
+def test_reveal_needs_invert(tmp_path, vectors):
+    log = tmp_path / "app.log"
+    _write_log(log, [vectors[OTHER_TEXTS[0]]])
+    out = run_cli("scan", str(log), "--reveal")
+    assert out.returncode == 1 and b"--invert" in out.stderr
