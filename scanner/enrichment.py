@@ -94,16 +94,18 @@ class SampledInversion:
         picked.add(sha)
         return True
 
-    def submit(self, item: Pending) -> Iterator[Pending]:
-        """Queue one sampled finding; yields finished items while it waits for a free slot."""
+    def submit(self, item: Pending) -> list[Pending]:
+        """Queue one sampled finding; returns the items that finished while it waited for a slot."""
+        finished: list[Pending] = []
         while not self._slots.acquire(timeout=0.05):
-            yield from self.completed()
+            finished += self.completed()
         if self._worker is None:
             self._worker = threading.Thread(target=self._work, name="vecleak-invert", daemon=True)
             self._worker.start()
         self.outstanding += 1
         self.submitted += 1
         self._todo.put(item)
+        return finished
 
     def completed(self) -> Iterator[Pending]:
         """Finished items, without waiting."""

@@ -138,3 +138,53 @@ def test_reveal_needs_invert(tmp_path, vectors):
     _write_log(log, [vectors[OTHER_TEXTS[0]]])
     out = run_cli("scan", str(log), "--reveal")
     assert out.returncode == 1 and b"--invert" in out.stderr
+
+
+class _FixedEnricher:
+    """A plug-in enricher (the documented ``enrich(finding)`` hook) for the queue mechanics only.
+
+    The real model is exercised above; here many samples must pass through a queue of one slot
+    fast, so the enricher answers at once with a masked email, as an inversion that found one would.
+    """
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def enrich(self, finding):
+        self.calls += 1
+        return {"text": "mail j***@example.com", "cosine": 0.95, "pii": [{"type": "email", "value": "j***"}]}
+
+
+def test_bounded_queue_delivers_every_held_alert_once(tmp_path):
+    from scanner.engine import Engine
+    from scanner.enrichment import SampledInversion
+    from scanner.model import Record, SourceRef
+    from scanner.pipeline import Pipeline
+    from scanner.rules import load_rules
+    from scanner.sinks import open_sink
+
+    enc = load_encoder(DEFAULT_MODEL, "cpu", threads=2)
+    texts = ["weather in paris", "how do i cancel my order", "hello world", "weather in paris today"]
+    vecs = [[round(float(x), 7) for x in v] for v in enc.embed_texts(texts)]
+    log = tmp_path / "a.log"
+    _write_log(log, vecs + vecs[:1])  # the last line repeats the first vector
+    out = tmp_path / "out.jsonl"
+    enricher = _FixedEnricher()
+    sampler = SampledInversion(enricher, sample=3, queue_size=1)
+    engine = Engine(Pipeline(), load_rules(None), [open_sink(f"jsonl:{out}")], inversion=sampler)
+    src = SourceRef("file", str(log), str(log))
+    for i, line in enumerate(log.read_bytes().splitlines(keepends=True)):
+        engine.feed(Record(line, src, line=i + 1))
+    engine.wait_inversions()
+    engine.close(1)
+    docs = alerts(out.read_bytes())
+    ids = [d["event"]["id"] for d in docs]
+    assert len(ids) == len(set(ids))
+    attributed = {d["vecleak"]["location"]["line"] for d in docs if d["vecleak"]["fingerprint"]["model"]}
+    sampled = sorted(attributed - {5})[:3]  # the first three distinct attributed vectors
+    assert enricher.calls == len(sampled) == engine.stats.inverted
+    pii_lines = sorted(
+        d["vecleak"]["location"]["line"] for d in docs if d["rule"]["id"] == "vecleak.inversion.pii"
+    )
+    assert pii_lines == sampled
+    assert engine.stats.duplicates >= 1  # the repeat of a held vector is a duplicate, not a new alert
