@@ -21,7 +21,7 @@ from rich.console import Console
 
 import detectors
 from scanner.cli import EXIT_ERROR, EXIT_USAGE
-from scanner.commands.scan import add_output_options, finish, prepare
+from scanner.commands.scan import add_invert_options, add_output_options, finish, prepare
 from scanner.model import Diagnostic, Record, SourceRef
 from scanner.pipeline import Pipeline, ScanResult
 from scanner.sources.elasticsearch import (
@@ -84,6 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--mappings", action="store_true", help="print each index's vector-field summary on stderr as JSON"
     )
     add_output_options(s)
+    add_invert_options(s)
     s.set_defaults(func=run)
 
 
