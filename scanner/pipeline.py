@@ -142,8 +142,8 @@ class Pipeline:
 
     def _detect_windows(self, record: Record, out: list[_Located], diagnostics: list[Diagnostic]) -> None:
         """Run the detectors on the prefilter's windows of the record, or on all of it without one."""
-        spans = prefilter.windows(record.data) if self.use_prefilter else None
-        if spans is None:
+        spans = prefilter.windows(record.data) if self.use_prefilter and record.data else None
+        if spans is None:  # no prefilter, or no bytes (a record of candidates a source decoded itself)
             self._detect(record, out, diagnostics)
             return
         data = record.data

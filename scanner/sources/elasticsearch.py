@@ -600,6 +600,7 @@ class _MappedVectors:
     """
 
     name = "es_mapped_vector"
+    openers: frozenset[str] = frozenset()  # it reads no bytes, so no prefilter window is its
 
     def may_contain(self, data: bytes) -> bool:
         return not data
