@@ -87,6 +87,7 @@ class WatchConfig:
     invert_sample: float = 0.1
     invert_rate: float = 1.0  # inversions per second, at most
     invert_queue: int = 16
+    invert_budget: int | None = None  # candidates re-embedded per vector; None: the inverter's default
     dedup_ttl_days: float = 30.0
     shutdown_timeout: float = 10.0
     log_level: str = "info"
@@ -136,7 +137,7 @@ def _coerce(name: str, raw: str) -> Any:
     kind = default.type
     if kind == "bool":
         return raw.strip().lower() in ("1", "true", "yes", "on")
-    if kind == "int":
+    if kind in ("int", "int | None"):
         return int(raw)
     if kind == "float":
         return float(raw)
@@ -191,7 +192,7 @@ class Enricher(Protocol):
     def enrich(self, finding: Finding) -> dict[str, Any] | None: ...
 
 
-def load_enricher(spec: str | None) -> Enricher | None:
+def load_enricher(spec: str | None, budget: int | None = None) -> Enricher | None:
     """The configured enricher, or ``scanner.inversion``'s if that extra is installed, else None."""
     module_name, _, attr = (spec or "scanner.inversion:make_enricher").partition(":")
     try:
@@ -205,7 +206,7 @@ def load_enricher(spec: str | None) -> Enricher | None:
         if spec:
             raise ValueError(f"enricher {spec!r}: no {attr or 'make_enricher'} in {module_name}")
         return None
-    return factory()
+    return factory(budget=budget) if budget is not None else factory()
 
 
 class _RateLimit:
@@ -273,6 +274,7 @@ class _Analysed:
 class _Update:
     alert: Alert
     doc: dict[str, Any]
+    new: bool = False  # a new alert that only the inversion made fire (a pii or text_regex rule)
 
 
 # -- metrics --------------------------------------------------------------------------------------
@@ -361,7 +363,7 @@ class Daemon:
         self.analysis_q = ByteQueue(cfg.queue_bytes)
         self.sink_q: queue.Queue[_Analysed | _Update] = queue.Queue(maxsize=cfg.sink_queue)
         self.enrich_q: queue.Queue[Alert] = queue.Queue(maxsize=cfg.invert_queue)
-        self.enricher = load_enricher(cfg.enricher)
+        self.enricher = load_enricher(cfg.enricher, cfg.invert_budget)
         self.stop_reading = threading.Event()
         self.stop_all = threading.Event()
         self.reload_requested = threading.Event()
@@ -605,9 +607,18 @@ class Daemon:
         forget: set[str] = set()
         for item in batch:
             if isinstance(item, _Update):
+                aid = item.alert.event_id
+                if item.new and (aid in self._delivered_cache or self.state.has_id(NS_ALERTS, aid)):
+                    self.metrics.replayed.inc()
+                    continue
                 if not self._deliver(item.alert, item.doc):
                     return False
-                self.metrics.enriched.inc()
+                if item.new:
+                    self._delivered_cache.add(aid)
+                    delivered.append(aid)
+                    self.metrics.alerts.inc()
+                else:
+                    self.metrics.enriched.inc()
                 continue
             for alert in item.alerts:
                 aid = alert.event_id
@@ -710,6 +721,17 @@ class Daemon:
             doc["event"]["action"] = "enriched"
             if not self._put_sink(_Update(alert, doc)):
                 return
+            # Rules on the inverted text (pii, text_regex) could not fire at detection time.
+            for fired in self.rules.evaluate(alert.finding):
+                if fired.rule_id == alert.rule_id or not self._needs_inversion(fired.rule_id):
+                    continue
+                doc = alert_to_ecs(fired)
+                doc["event"]["created"] = now_iso()
+                if not self._put_sink(_Update(fired, doc, new=True)):
+                    return
+
+    def _needs_inversion(self, rule_id: str) -> bool:
+        return any(rule.id == rule_id and rule.needs_inversion for rule in self.rules.rules)
 
     # -- filesystem events and HTTP ---------------------------------------------------------------
 

@@ -402,3 +402,42 @@ def test_healthz_metrics_and_sighup_reload(tmp_path, watch_dir):
     w.wait_for(vec.written)
     assert w.term() == 0
     assert {d["rule"]["id"] for d in w.docs()} == {"test.first", "test.second"}
+
+
+def test_rules_on_inverted_text_fire_after_enrichment(tmp_path, watch_dir):
+    """A real MiniLM vector is inverted off the hot path; a text_regex rule on the reconstruction, which
+    could not fire at detection time, then fires as a new alert with its own id, once."""
+    pytest.importorskip("torch")
+    import shutil
+
+    from scanner.inversion.models import DEFAULT_MODEL, load_encoder
+    from scanner.rules import default_rules_dir
+
+    vec = load_encoder(DEFAULT_MODEL).embed_texts(["reset my password"])[0]
+    rules = tmp_path / "rules"
+    shutil.copytree(default_rules_dir(), rules)
+    (rules / "secrets.yml").write_text(
+        "id: test.inverted-password\ntitle: password in inverted text\nlevel: critical\n"
+        "match:\n  text_regex: '(?i)password'\n"
+    )
+    config = tmp_path / "vecleak.yml"
+    config.write_text("invert_sample: 1.0\ninvert_budget: 300\n")
+    log = watch_dir / "app.log"
+    log.write_bytes(f"2026-11-26 DEBUG query_embedding={vec.tolist()}\n".encode())
+    w = Watch(tmp_path, [str(log)], "--config", str(config), "--rules", str(rules)).start()
+    deadline = time.monotonic() + 240
+    fired: list[dict] = []
+    while time.monotonic() < deadline and w.alive():
+        docs = w.docs()
+        fired = [d for d in docs if d["rule"]["id"] == "test.inverted-password"]
+        if fired and any(d["event"].get("action") == "enriched" for d in docs):
+            break
+        time.sleep(0.5)
+    assert w.term() == 0
+    assert fired, w.stderr()[-3000:]
+    docs = w.docs()
+    enriched = [d for d in docs if d["event"].get("action") == "enriched"]
+    assert enriched and enriched[0]["vecleak"]["inversion"]["cosine"] >= 0.9
+    assert "text_clear" not in enriched[0]["vecleak"]["inversion"]
+    assert len({d["event"]["id"] for d in fired}) == 1 and len(fired) == 1
+    assert fired[0]["event"]["severity"] == 95

@@ -227,6 +227,6 @@ class InversionEnricher:
         return out
 
 
-def make_enricher() -> InversionEnricher | None:
+def make_enricher(budget: int | None = None) -> InversionEnricher | None:
     """The daemon's default enricher: None when torch/transformers are not installed."""
-    return InversionEnricher() if available() else None
+    return InversionEnricher(budget=budget) if available() else None
