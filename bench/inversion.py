@@ -1,6 +1,7 @@
 """Inversion benchmark: how much of a leaked MiniLM vector's text vecleak recovers, and how fast.
 
-    python bench/inversion.py [--set test|dev] [--budget N] [--device cpu|cuda] [--limit K]
+    python bench/inversion.py [--set test|dev] [--method words|tokens] [--budget N]
+                              [--baseline-method tokens] [--baseline-budget 1000] [--limit K]
 
 The test set (bench/data/inversion_test.txt) is fixed and never used for tuning; the dev set is.
 Metrics (definitions printed with the results):
@@ -10,14 +11,17 @@ Metrics (definitions printed with the results):
 - cosine: target vs re-embedding of the printed reconstruction
 - PII recovered: PII items in the original (scanner.pii) found verbatim (spaces ignored) in the
   reconstruction's PII items
-- seconds/vector: wall clock of Inverter.invert, torch threads as given
-The baseline in the same run is the same search with a 10x smaller budget.
+- seconds/vector: wall clock of Inverter.invert, torch threads as given; cpu s/vector is this
+  process's CPU time (user+sys) per vector, which the other jobs on a shared machine inflate less
+The baseline in the same run is another method/budget (default: the token search at budget 1000,
+the previous published row), run on the same texts right before the result.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import sys
@@ -61,10 +65,12 @@ def evaluate(inverter: inversion.Inverter, refs: list[str]) -> dict[str, object]
     targets = inverter.encoder.embed_texts(refs)
     preds, cosines, seconds, rows = [], [], [], []
     pii_total = pii_hit = 0
+    cpu = []
     for ref, vec in zip(refs, targets, strict=True):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         res = inverter.invert(vec)
         seconds.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
         preds.append(res.text)
         cosines.append(res.cosine)
         found = {(it.type, pii_key(it.value)) for it in res.pii}
@@ -84,6 +90,7 @@ def evaluate(inverter: inversion.Inverter, refs: list[str]) -> dict[str, object]
         "pii_items": pii_total,
         "pii_recovered": pii_hit / pii_total if pii_total else None,
         "seconds_per_vector": statistics.mean(seconds),
+        "cpu_seconds_per_vector": statistics.mean(cpu),
         "rows": rows,
     }
 
@@ -91,7 +98,10 @@ def evaluate(inverter: inversion.Inverter, refs: list[str]) -> dict[str, object]
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--set", default="test", choices=("test", "dev"))
+    ap.add_argument("--method", default="words", choices=inversion.METHODS)
     ap.add_argument("--budget", type=int, default=None)
+    ap.add_argument("--baseline-method", default="tokens", choices=inversion.METHODS)
+    ap.add_argument("--baseline-budget", type=int, default=1000)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=None)
@@ -100,23 +110,33 @@ def main() -> int:
     refs = [x for x in (DATA / f"inversion_{args.set}.txt").read_text().splitlines() if x.strip()][
         : args.limit
     ]
-    inv = inversion.Inverter(device=args.device, budget=args.budget, threads=args.threads)
+    inv = inversion.Inverter(device=args.device, budget=args.budget, threads=args.threads, method=args.method)
     inv.encoder.token_table()  # one-time cache build is not per-vector cost
     budget = inv.search.cfg.budget
-    report = {"set": args.set, "device": args.device, "threads": args.threads, "budget": budget}
+    report: dict[str, object] = {
+        "set": args.set,
+        "device": args.device,
+        "threads": args.threads,
+        "method": args.method,
+        "budget": budget,
+        "loadavg_start": os.getloadavg(),
+    }
     if not args.no_baseline:
-        base = inversion.Inverter(device=args.device, budget=max(budget // 10, 50), threads=args.threads)
+        base = inversion.Inverter(
+            device=args.device, budget=args.baseline_budget, threads=args.threads, method=args.baseline_method
+        )
+        report["baseline_method"] = args.baseline_method
+        report["baseline_budget"] = args.baseline_budget
         report["baseline"] = evaluate(base, refs)
-    report["result"] = evaluate(
-        inversion.Inverter(device=args.device, budget=budget, threads=args.threads), refs
-    )
+    report["result"] = evaluate(inv, refs)
+    report["loadavg_end"] = os.getloadavg()
     for key in ("baseline", "result"):
         if key in report:
             r = report[key]
             print(
                 f"{key:9s} F1 {r['token_f1']:.3f}  exact {r['exact']:.0%}  BLEU {r['bleu_corpus']:.1f} "
                 f"(sent {r['bleu_sentence_mean']:.1f})  cos {r['cosine']:.4f}  PII {r['pii_recovered']}"
-                f"/{r['pii_items']}  {r['seconds_per_vector']:.1f} s/vector",
+                f"/{r['pii_items']}  {r['seconds_per_vector']:.1f} s/vector (cpu {r['cpu_seconds_per_vector']:.1f})",
                 file=sys.stderr,
             )
     print(json.dumps(report, indent=1))

@@ -39,7 +39,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--budget",
         type=int,
         default=None,
-        help="candidate texts re-embedded per vector (default: 2500 on CPU, 6000 on GPU)",
+        help="candidate texts re-embedded per vector (default: 1500 for words, 2500 for tokens)",
+    )
+    p.add_argument(
+        "--method",
+        default="words",
+        choices=("words", "tokens"),
+        help="search over whole words (default) or wordpieces (the older, weaker search)",
     )
     p.add_argument("--max-seconds", type=float, default=None, help="wall-clock cap per vector")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (GPU when present)")
@@ -103,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
             budget=args.budget,
             threads=args.threads,
             max_seconds=args.max_seconds,
+            method=args.method,
         )
     except KeyError as exc:
         error(str(exc.args[0]) if exc.args else str(exc))

@@ -24,7 +24,17 @@ from scanner.pii import PiiItem, find_pii, redact
 
 from .models import DEFAULT_MODEL
 
-__all__ = ["DEFAULT_MODEL", "InversionInputError", "InversionResult", "Inverter", "available", "detokenize"]
+METHODS = ("words", "tokens")
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "METHODS",
+    "InversionInputError",
+    "InversionResult",
+    "Inverter",
+    "available",
+    "detokenize",
+]
 
 
 def available() -> bool:
@@ -129,19 +139,35 @@ class Inverter:
         threads: int | None = 2,
         stop_cos: float = 0.999,
         max_seconds: float | None = None,
+        method: str = "words",
     ) -> None:
+        """``method``: ``words`` (whole-word search, the default) or ``tokens`` (wordpiece search,
+        kept as the benchmark baseline). ``budget`` counts exactly re-embedded candidates."""
         from .models import load_encoder
-        from .search import SearchConfig, WhiteBoxSearch
 
+        if method not in METHODS:
+            raise ValueError(f"unknown inversion method {method!r} (known: {', '.join(METHODS)})")
         self.device = _pick_device(device)
         self.encoder = load_encoder(
             model_id, device=self.device, threads=threads if self.device == "cpu" else None
         )
         self.model_id = self.encoder.spec.model_id
-        config = SearchConfig(stop_cos=stop_cos, max_seconds=max_seconds)
-        if budget is not None:
-            config.budget = int(budget)
-        self.search = WhiteBoxSearch(self.encoder, config)
+        self.method = method
+        self.search: Any
+        if method == "tokens":
+            from .search import SearchConfig, WhiteBoxSearch
+
+            config = SearchConfig(stop_cos=stop_cos, max_seconds=max_seconds)
+            if budget is not None:
+                config.budget = int(budget)
+            self.search = WhiteBoxSearch(self.encoder, config)
+        else:
+            from .words import WordSearch, WordSearchConfig
+
+            wconfig = WordSearchConfig(max_seconds=max_seconds, stop_cos=max(stop_cos, 0.9995))
+            if budget is not None:
+                wconfig.budget = int(budget)
+            self.search = WordSearch(self.encoder, wconfig)
 
     @property
     def dim(self) -> int:
