@@ -69,6 +69,8 @@ class WordSearchConfig:
     sub_per_pos: int = 4
     digit_subs: int = 12
     build_min_gain: float = 1e-3
+    build_func: int = 0
+    build_digits: int = 3
     repair_beam: int = 1
     move_sample: int = 80
     sweep_max: int = 800
@@ -280,8 +282,13 @@ class WordSearch:
             sums = torch.stack([self.cache[s][1] for s in beam])
             est = self._est_add(sums, target)
             top = est.topk(cfg.est_top, dim=1).indices.cpu().tolist()
+            # Digit groups rank low among 60k words even when the text is full of them; give the
+            # best few their own slots so phone, card and SSN parts get a chance to enter.
+            digits = est.masked_fill(~self.is_digit[None, :], -9.0).topk(cfg.build_digits, dim=1)
+            top = [a + b for a, b in zip(top, digits.indices.cpu().tolist(), strict=True)]
             cands = [s + (w,) for s, row in zip(beam, top, strict=True) for w in row]
-            cands += self._func_edits(beam[0], target)
+            if cfg.build_func:
+                cands += self._func_edits(beam[0], target)
             beam = self._top(self._evaluate(cands, target) + beam, cfg.build_beam)
             trace.append(self.best[1])
             stale = stale + 1 if self.best[1] <= before + cfg.build_min_gain else 0
@@ -290,30 +297,26 @@ class WordSearch:
 
         if not self._done():
             self._evaluate(self._email_edits(self.best[0]), target)
-        beam = self._top(list(self.cache), cfg.repair_beam)
+        # Repair: a cascade of edit classes, cheapest first; take the best edit of the first class
+        # that improves and start over, so budget goes to many small steps, not one big round.
+        best = self.best[0]
         swept: set[tuple[int, ...]] = set()
-        stale = 0
         while not self._done():
             steps += 1
             before = self.best[1]
-            cands: list[tuple[int, ...]] = []
-            for s in beam:
-                cands += self._neighbours(s, target, rng)
-            beam = self._top(self._evaluate(cands, target) + beam, cfg.repair_beam)
+            for kind in ("delete", "near", "sub", "func", "email", "far", "sweep"):
+                if kind == "sweep":
+                    if best in swept or len(best) * len(self.func) > cfg.sweep_max:
+                        continue
+                    swept.add(best)
+                cands = self._edits(kind, best, target, rng)
+                self._evaluate(cands, target)
+                if self.best[1] > before + 1e-6 or self._done():
+                    break
             trace.append(self.best[1])
-            stale = stale + 1 if self.best[1] <= before + 1e-5 else 0
-            if stale >= 2:
-                # Stuck: sweep every frequent word into every slot once (cheap for short texts,
-                # and the missing "do"/"my" of "how i reset password" is exactly this edit).
-                s = self.best[0]
-                if s in swept or len(s) * len(self.func) > cfg.sweep_max:
-                    break
-                swept.add(s)
-                sweep = [s[:i] + (w,) + s[i:] for w in self.func for i in range(len(s) + 1)]
-                beam = self._top(self._evaluate(sweep, target) + beam, cfg.repair_beam)
-                stale = 0 if self.best[1] > before + 1e-5 else 2
-                if stale:
-                    break
+            if self.best[1] <= before + 1e-6:
+                break
+            best = self.best[0]
         s, cos = self.best
         return WordOutcome(self._ids(s), cos, steps, self.evals, tuple(self.words[w] for w in s), trace)
 
@@ -324,13 +327,12 @@ class WordSearch:
         the names the bag search already found is what makes it recoverable at all."""
         if not any(w in self.email_cue for w in s):
             return []
-        names = list(dict.fromkeys(w for w in s if self.is_name[w]))[:4]
+        names = list(dict.fromkeys(w for w in s if self.is_name[w]))[:3]
         if not names:
             return []
         at, dot = self.index["@"], self.index["."]
         locals_: list[tuple[int, ...]] = [(a,) for a in names]
         locals_ += [(a, dot, b) for a, b in itertools.permutations(names, 2)]
-        locals_ += [(a, b) for a, b in itertools.permutations(names, 2)]
         out = []
         for local in locals_:
             for dom in self.domains:
@@ -356,14 +358,21 @@ class WordSearch:
         self.is_name.append(False)
         return self.index[text]
 
-    def _neighbours(self, s: tuple[int, ...], target: Any, rng: random.Random) -> list[tuple[int, ...]]:
+    def _edits(self, kind: str, s: tuple[int, ...], target: Any, rng: random.Random) -> list[tuple[int, ...]]:
         cfg = self.cfg
         n = len(s)
-        out: list[tuple[int, ...]] = []
-        out += self._func_edits(s, target)
-        # Deletions and estimate-ranked substitutions of any word (multi-piece included).
-        out += [s[:i] + s[i + 1 :] for i in range(n)]
-        if n:
+        if kind == "delete":
+            return [s[:i] + s[i + 1 :] for i in range(n)]
+        if kind == "func":
+            return self._func_edits(s, target)
+        if kind == "email":
+            return self._email_edits(s)
+        if kind == "sweep":
+            return [s[:i] + (w,) + s[i:] for w in self.func for i in range(n + 1)]
+        if kind == "sub":
+            if not n:
+                return []
+            out: list[tuple[int, ...]] = []
             parts = self.enc.forward_ids([self._ids(s[:i] + s[i + 1 :]) for i in range(n)])[1]
             self.evals += n
             est = self._est_add(parts, target)  # (n, N): word i removed, each word added
@@ -377,13 +386,17 @@ class WordSearch:
                 rows = dest.topk(cfg.digit_subs + 1, dim=1).indices.cpu().tolist()
                 for i, row in zip(digit_pos, rows, strict=True):
                     out += [s[:i] + (w,) + s[i + 1 :] for w in row if w != s[i]][: cfg.digit_subs]
-        # Moves: every single word anywhere, and spans of 2–3 words (sampled).
+            return out
+        # Moves: one word or a span of 2–3 words elsewhere; "near" = short hops, "far" = sampled rest.
         moves = [(i, 1, j) for i in range(n) for j in range(n) if i != j]
         moves += [(i, ln, j) for ln in (2, 3) for i in range(n - ln + 1) for j in range(n - ln + 1) if i != j]
-        if len(moves) > cfg.move_sample:
-            near = [m for m in moves if m[1] == 1 and abs(m[0] - m[2]) <= 2]
-            rest = [m for m in moves if m not in near]
-            moves = near + rng.sample(rest, max(0, cfg.move_sample - len(near)))
+        near = [m for m in moves if abs(m[0] - m[2]) <= 2]
+        if kind == "near":
+            moves = near
+        else:
+            rest = [m for m in moves if abs(m[0] - m[2]) > 2]
+            moves = rng.sample(rest, min(len(rest), cfg.move_sample))
+        out = []
         for i, ln, j in moves:
             span, rest_seq = s[i : i + ln], s[:i] + s[i + ln :]
             out.append(rest_seq[:j] + span + rest_seq[j:])
