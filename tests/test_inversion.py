@@ -121,7 +121,15 @@ def test_enricher_inverts_confirms_and_masks():
     from scanner.model import Candidate, Finding, ModelGuess, SourceRef
 
     vec = load_encoder(DEFAULT_MODEL).embed_texts(["reset my password"])[0].astype(np.float32)
-    finding = Finding(Candidate(vec, "python-list", 0, 1), SourceRef("file", "a", "a"), 1, 0, 0.9, (), [ModelGuess(DEFAULT_MODEL, 0.6)])
+    finding = Finding(
+        Candidate(vec, "python-list", 0, 1),
+        SourceRef("file", "a", "a"),
+        1,
+        0,
+        0.9,
+        (),
+        [ModelGuess(DEFAULT_MODEL, 0.6)],
+    )
     enricher = make_enricher()
     enricher.budget = 300
     out = enricher.enrich(finding)
@@ -129,3 +137,38 @@ def test_enricher_inverts_confirms_and_masks():
     assert out["text_clear"] and finding.fingerprint[0].confirmed
     unknown = Finding(Candidate(vec, "python-list", 0, 1), SourceRef("file", "a", "a"), 1, 0, 0.9, (), [])
     assert enricher.enrich(unknown) is None  # no model guess: nothing we can run
+
+
+def test_word_search_recovers_a_sentence_with_a_name(inverter):
+    """The whole-word search (default method) gets function words and order, not just content."""
+    from scanner.inversion.models import load_encoder
+
+    enc = load_encoder(DEFAULT_MODEL)
+    text = "patient john smith was prescribed insulin for diabetes"
+    inv = inversion.Inverter(DEFAULT_MODEL, device="cpu", budget=1500)
+    result = inv.invert(enc.embed_texts([text])[0])
+    assert result.cosine >= 0.99
+    assert {"patient", "john", "smith", "insulin", "diabetes"} <= set(result.text.split())
+    assert any(it.type == "person" for it in result.pii)
+
+
+def test_email_units_tokenise_like_the_printed_text(inverter):
+    """Email candidates are single units whose ids are exactly the tokeniser's for the address."""
+    search = inverter.search
+    enc = inverter.encoder
+    s = tuple(search.index[w] for w in ("my", "email", "mike", "green"))
+    cands = search._email_edits(s)
+    texts = {search.words[c[-1]] for c in cands}
+    assert "mike.green@gmail.com" in texts
+    unit = search.index["mike.green@gmail.com"]
+    assert search.word_ids[unit] == tuple(enc.tokenize("mike.green@gmail.com"))
+
+
+def test_method_switch():
+    assert (
+        inversion.Inverter(DEFAULT_MODEL, device="cpu", budget=50, method="tokens")
+        .invert(load_encoder(DEFAULT_MODEL).embed_texts(["reset my password"])[0])
+        .text
+    )
+    with pytest.raises(ValueError, match="unknown inversion method"):
+        inversion.Inverter(DEFAULT_MODEL, device="cpu", method="nope")

@@ -170,6 +170,9 @@ class Encoder:
         self.pipe = read_pipeline(spec.path)
         self.tokenizer = AutoTokenizer.from_pretrained(str(spec.path), local_files_only=True)
         self.model = AutoModel.from_pretrained(str(spec.path), local_files_only=True).to(self.device).eval()
+        # Inference only: HotFlip needs d cos / d input, and weight gradients would triple its cost.
+        for param in self.model.parameters():
+            param.requires_grad_(False)
         self.dense = [self._load_dense(d) for d in self.pipe.dense]
         self.max_tokens = min(self.pipe.max_seq_length, getattr(self.tokenizer, "model_max_length", 512)) - 2
         self.cls_id = self.tokenizer.cls_token_id

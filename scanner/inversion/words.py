@@ -13,15 +13,17 @@ text re-tokenises to exactly what was scored.
 
 Search, every candidate exactly re-embedded in batches (only exact cosines decide):
 
-1. *Build*: a beam grows the text a word at a time. Proposals: words ranked by a linear estimate
-   (pooled sum + the word's isolated token outputs, all vocabulary words at once), appended at the
-   end, plus HotFlip insertions (a ``[MASK]`` at every word boundary, first-order gain of every
-   single-piece word there), which is what finds function words and their place.
-2. *Repair*: word-level substitute / delete / insert / move / swap / span-move until no gain.
+1. *Build*: a beam grows the text a word at a time, appending the words a linear estimate ranks
+   best (pooled sum + the word's isolated token outputs, all ~60k units at once), plus the best few
+   digit groups, which the general ranking drowns.
+2. *Repair*: a cascade of word-level edit classes, cheapest first — delete, short moves/swaps,
+   estimate-ranked substitutions (digit groups ranked on their own), frequent words probed
+   exactly and inserted where they fit, email units, long moves, and a full sweep of frequent
+   words into every slot when stuck. The first class that improves wins and the cascade restarts.
    Position embeddings make order visible (a random shuffle of a 10-word text drops the cosine to
    about 0.93, one adjacent swap to about 0.98), so the exact cosine can fix order.
-3. *PII*: when the text holds ``@`` or digit groups, structured candidates (email templates over
-   recovered names and common domains, digit-group coordinate descent) are scored as whole units.
+3. *Email units*: when the text has an email cue, ``first.last@domain`` / ``name@domain`` built
+   from the recovered given names and surnames and common domains are proposed as one unit.
 """
 
 from __future__ import annotations
@@ -158,15 +160,6 @@ class WordSearch:
         # The most frequent words (wordfreq order) and punctuation: what the estimate ranks badly.
         self.func = self.prior.topk(min(self.cfg.func_words, len(self.words))).indices.tolist()
         self.func += [self.index[p] for p in (",", ".", "?", "'", "-", "@", ":") if p in self.index]
-        # Single-piece words can be proposed by HotFlip (one input embedding each).
-        single = [i for i, ids in enumerate(self.word_ids) if len(ids) == 1]
-        self.single_word = torch.tensor(single, dtype=torch.long, device=encoder.device)
-        self.single_tok = torch.tensor([self.word_ids[i][0] for i in single], device=encoder.device)
-        # HotFlip needs d cos / d input only; weight gradients would triple the backward's cost.
-        for param in encoder.model.parameters():
-            param.requires_grad_(False)
-        self.E = encoder.model.get_input_embeddings().weight.detach()
-        self.E_single = self.E[self.single_tok]
 
     # -- exact scoring ------------------------------------------------------------------------
     def _ids(self, s: Sequence[int]) -> tuple[int, ...]:
@@ -205,49 +198,6 @@ class WordSearch:
         num = (base @ target)[:, None] + (self.U @ target)[None, :]
         den = ((base * base).sum(dim=1)[:, None] + 2 * (base @ self.U.T) + self.U_sq[None, :]).clamp(min=1e-9)
         return num / den.sqrt() + self.cfg.prior_weight * self.prior[None, :]
-
-    def _grad_edits(self, s: tuple[int, ...], target: Any, k: int) -> list[tuple[int, ...]]:
-        """HotFlip at word level: best single-piece insertions at every boundary, substitutions too."""
-        torch = self.torch
-        enc = self.enc
-        mask_id = enc.tokenizer.mask_token_id
-        starts = [0]
-        for w in s:
-            starts.append(starts[-1] + len(self.word_ids[w]))
-        ids = self._ids(s)
-        seqs = [ids[: starts[i]] + (mask_id,) + ids[starts[i] :] for i in range(len(s) + 1)]
-        seqs.append(ids)
-        batch, mask = enc._batch(seqs)
-        with torch.enable_grad():
-            x = self.E[batch].detach().requires_grad_(True)
-            hidden = enc.model(inputs_embeds=x, attention_mask=mask).last_hidden_state
-            pooled = torch.nn.functional.normalize(enc._head(enc._pool(hidden, mask)), dim=-1)
-            (pooled @ target).sum().backward()
-        g = x.grad.detach()
-        self.evals += len(seqs)
-        n = len(s)
-        slots = torch.stack([g[i, 1 + starts[i]] for i in range(n + 1)])  # (n+1, h)
-        gain = slots @ self.E_single.T - (slots @ self.E[mask_id])[:, None]
-        out: list[tuple[int, ...]] = []
-        flat = gain.flatten().topk(min(k, gain.numel())).indices.cpu().tolist()
-        width = gain.shape[1]
-        for f in flat:
-            i, j = divmod(f, width)
-            out.append(s[:i] + (int(self.single_word[j]),) + s[i:])
-        # Substitutions of single-piece words in place.
-        single_pos = [i for i, w in enumerate(s) if len(self.word_ids[w]) == 1]
-        if single_pos:
-            rows = torch.stack([g[n + 1, 1 + starts[i]] for i in single_pos])
-            cur = torch.stack([self.E[self.word_ids[s[i]][0]] for i in single_pos])
-            sub = rows @ self.E_single.T - (rows * cur).sum(dim=1, keepdim=True)
-            flat = sub.flatten().topk(min(k, sub.numel())).indices.cpu().tolist()
-            for f in flat:
-                r, j = divmod(f, sub.shape[1])
-                i = single_pos[r]
-                w = int(self.single_word[j])
-                if w != s[i]:
-                    out.append(s[:i] + (w,) + s[i + 1 :])
-        return out
 
     def _func_edits(self, s: tuple[int, ...], target: Any) -> list[tuple[int, ...]]:
         """Frequent words probed exactly (appended), then the best few tried at every boundary.
