@@ -12,7 +12,9 @@ def test_demo_finds_every_planted_vector_and_no_decoy(tmp_path):
     assert res.returncode == 0, res.stderr.decode()[-2000:]
     found: dict[str, set[str]] = {}
     for doc in alerts(res.stdout):
-        found.setdefault(os.path.basename(doc["log"]["file"]["path"]), set()).add(doc["vecleak"]["vector"]["sha256"])
+        found.setdefault(os.path.basename(doc["log"]["file"]["path"]), set()).add(
+            doc["vecleak"]["vector"]["sha256"]
+        )
     assert {name: len(hashes) for name, hashes in found.items()} == {
         "app.log": 3,
         "http-debug.log": 3,

@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--budget",
         type=int,
         default=None,
-        help="candidate texts re-embedded per vector (default: 1500 for words, 2500 for tokens)",
+        help="candidate texts re-embedded per vector (default: 2500)",
     )
     p.add_argument(
         "--method",
