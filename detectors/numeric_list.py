@@ -10,7 +10,7 @@ shipper) is still reported, marked truncated.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import orjson
@@ -62,6 +62,7 @@ _ESCAPES = re.compile(rb"\\[nrt]?|np\.float(?:16|32|64)\(|\)")
 _INNER = rb"0-9.\-+eE \t\r\n\\nrtpfloaNiIy()"
 _START = re.compile(rb"\[(?:[" + _INNER + rb"]*,){%d}" % (MIN_ITEMS - 1))
 _STRIP = b" \t\r\n"
+_SMALL = 64 * 1024
 
 
 class _Parsed:
@@ -86,7 +87,13 @@ def _matches(data: bytes) -> Iterator[re.Match[bytes] | _Parsed]:
     """Every ``_ARRAY`` match of ``finditer`` over each numeric window, found the cheap way."""
     # _START's matches are whole runs of array bytes after a "[", with no "[" inside; an array
     # match starting there ends after the prefilter's own, so the next one starts further on.
-    for s, hi in bracket_matches(_START, data):
+    if len(data) <= _SMALL:
+        # A prefilter window: a few kilobytes around one array. The block-wide shortcut (numeric
+        # windows, then their "[" openers) costs more here than one literal-led scan of it all.
+        pairs: Iterable[tuple[re.Match[bytes], int]] = ((s, len(data)) for s in _START.finditer(data))
+    else:
+        pairs = bracket_matches(_START, data)
+    for s, hi in pairs:
         m = _parsed(data, s.start(), hi) or _ARRAY.match(data, s.start(), hi)
         if m is not None:
             yield m
