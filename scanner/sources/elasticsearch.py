@@ -21,7 +21,6 @@ import contextlib
 import os
 import random
 import re
-import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ import numpy as np
 import orjson
 
 from scanner.model import Candidate, Diagnostic, Record, SourceRef
+from scanner.state import StateStore
 
 PAGE_SIZE = 500
 KEEP_ALIVE = "5m"
@@ -425,45 +425,47 @@ def _quote(pattern: str) -> str:
 
 
 class StateDB:
-    """Per-(cluster, index, slice) high-water marks in SQLite; the file is created 0600.
+    """Per-(cluster, index, slice) high-water marks, kept in the shared state store (:mod:`scanner.state`).
 
     The mark is the newest timestamp seen (epoch millis) plus the ids seen at exactly that timestamp:
     the next run asks for ``timestamp >= mark`` and skips those ids, so a burst of documents sharing a
     millisecond is neither lost nor read twice.
     """
 
+    NAMESPACE = "es.hwm"
+
     def __init__(self, path: str) -> None:
         self.path = path
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            os.chmod(path, 0o600)
-        self._db = sqlite3.connect(path, timeout=30)
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS hwm (scope TEXT NOT NULL, idx TEXT NOT NULL, ts INTEGER NOT NULL,"
-            " tie TEXT NOT NULL, docs INTEGER NOT NULL DEFAULT 0, updated TEXT NOT NULL,"
-            " PRIMARY KEY (scope, idx))"
-        )
-        self._db.commit()
+        self._store = StateStore(path)
 
     def get(self, scope: str, index: str) -> tuple[int, frozenset[str]] | None:
-        row = self._db.execute("SELECT ts, tie FROM hwm WHERE scope=? AND idx=?", (scope, index)).fetchone()
-        if row is None:
+        mark = self._store.get(self.NAMESPACE, _mark_key(scope, index))
+        if mark is None:
             return None
-        return int(row[0]), frozenset(orjson.loads(row[1]))
+        return int(mark["ts"]), frozenset(mark["tie"])
 
     def put(self, scope: str, index: str, ts: int, tie: Iterable[str], docs: int) -> None:
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        self._db.execute(
-            "INSERT INTO hwm (scope, idx, ts, tie, docs, updated) VALUES (?,?,?,?,?,?)"
-            " ON CONFLICT(scope, idx) DO UPDATE SET ts=excluded.ts, tie=excluded.tie,"
-            " docs=hwm.docs+excluded.docs, updated=excluded.updated",
-            (scope, index, ts, orjson.dumps(sorted(tie)[:MAX_TIE_IDS]).decode(), docs, now),
-        )
-        self._db.commit()
+        key = _mark_key(scope, index)
+        # One transaction (BEGIN IMMEDIATE): slice workers in other processes add their counts safely.
+        with self._store.transaction():
+            before = self._store.get(self.NAMESPACE, key) or {}
+            self._store.put(
+                self.NAMESPACE,
+                key,
+                {
+                    "ts": ts,
+                    "tie": sorted(tie)[:MAX_TIE_IDS],
+                    "docs": int(before.get("docs", 0)) + docs,
+                    "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                },
+            )
 
     def close(self) -> None:
-        self._db.close()
+        self._store.close()
+
+
+def _mark_key(scope: str, index: str) -> str:
+    return f"{scope}\x1f{index}"
 
 
 class _Mark:
