@@ -13,6 +13,8 @@ import fnmatch
 import functools
 import os
 import re
+import sys
+import sysconfig
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -167,12 +169,19 @@ class RuleSet:
 
 
 def default_rules_dir() -> str:
-    """The shipped pack: ``rules/`` beside the package in a checkout, or the installed copy."""
+    """The shipped pack: ``$VECLEAK_RULES``, else ``rules/`` beside the package in a checkout, else the
+    copy a ``pip install`` puts under ``<prefix>/share/vecleak/rules``."""
     here = os.path.dirname(os.path.abspath(__file__))
-    for candidate in (os.path.join(os.path.dirname(here), "rules"), os.path.join(here, "data", "rules")):
-        if os.path.isdir(candidate):
+    candidates = [
+        os.environ.get("VECLEAK_RULES", ""),
+        os.path.join(os.path.dirname(here), "rules"),
+        os.path.join(sysconfig.get_path("data"), "share", "vecleak", "rules"),
+        os.path.join(sys.prefix, "share", "vecleak", "rules"),
+    ]
+    for candidate in candidates:
+        if candidate and os.path.isdir(candidate):
             return candidate
-    raise FileNotFoundError("default rule pack not found (expected rules/ next to the scanner package)")
+    raise FileNotFoundError("default rule pack not found: set VECLEAK_RULES or pass --rules")
 
 
 def load_rules(paths: Iterable[str] | None = None) -> RuleSet:
