@@ -142,7 +142,20 @@ class Pipeline:
 
     def _detect_windows(self, record: Record, out: list[_Located], diagnostics: list[Diagnostic]) -> None:
         """Run the detectors on the prefilter's windows of the record, or on all of it without one."""
-        spans = prefilter.windows(record.data) if self.use_prefilter and record.data else None
+        spans = None
+        if self.use_prefilter and record.data:
+            try:
+                spans = prefilter.windows(record.data)
+            except Exception as exc:  # noqa: BLE001 - a library fault costs speed, never the scan
+                diagnostics.append(
+                    Diagnostic(
+                        "prefilter-error",
+                        f"{type(exc).__name__}: {exc}; scanned the whole record instead",
+                        record.source.display,
+                        record.line,
+                        record.offset,
+                    )
+                )
         if spans is None:  # no prefilter, or no bytes (a record of candidates a source decoded itself)
             self._detect(record, out, diagnostics)
             return

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
 from typing import Any
 
 # Bytes that may sit between "[" and each comma of a 16-item list (numbers, signs, exponents, NaN and
@@ -63,6 +64,7 @@ MAX_PAYLOAD = 1 << 20  # a window around an unclosed "[" ends here; a 4096-d flo
 _CONTINUATION = frozenset(b" \t]}),-")
 
 _engine: Any = None
+_lock = threading.Lock()
 
 
 def available() -> bool:
@@ -77,15 +79,19 @@ def _load() -> Any:
         except ImportError:
             _engine = False
             return None
-        main = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-        main.compile(
-            expressions=[p for _, p in _PATTERNS],
-            ids=list(range(len(_PATTERNS))),
-            elements=len(_PATTERNS),
-            flags=[0] * len(_PATTERNS),
-        )
-        b64 = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-        b64.compile(expressions=[_BASE64], ids=[0], elements=1, flags=[0])
+        try:
+            main = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+            main.compile(
+                expressions=[p for _, p in _PATTERNS],
+                ids=list(range(len(_PATTERNS))),
+                elements=len(_PATTERNS),
+                flags=[0] * len(_PATTERNS),
+            )
+            b64 = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+            b64.compile(expressions=[_BASE64], ids=[0], elements=1, flags=[0])
+        except hyperscan.error:  # e.g. a CPU without the instructions the library needs
+            _engine = False
+            return None
         _engine = (main, b64, hyperscan.ScanTerminated)
     return _engine or None
 
@@ -96,6 +102,12 @@ def windows(data: bytes) -> list[tuple[int, int, frozenset[str]]] | None:
     engine = _load()
     if engine is None:
         return None
+    # A database's scratch space serves one scan at a time: pipelines in several threads take turns.
+    with _lock:
+        return _windows(data, engine)
+
+
+def _windows(data: bytes, engine: Any) -> list[tuple[int, int, frozenset[str]]]:
     main, b64, terminated = engine
     view = memoryview(data)
     spans: list[tuple[int, int, str]] = []

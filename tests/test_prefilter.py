@@ -118,3 +118,37 @@ def test_bench_generator_sample(tmp_path):
     out = tmp_path / "gen.log"
     gen_logs.main([str(out), "--size", "3"]) if hasattr(gen_logs, "main") else pytest.skip("no gen_logs.main")
     assert _same(str(out)) > 0
+
+
+def test_a_prefilter_fault_costs_speed_not_findings(tmp_path, monkeypatch):
+    path = tmp_path / "app.log"
+    path.write_text(f"vec={unit_vectors(1, 384, seed=4)[0].tolist()}\n")
+    expected, _ = _report(WITHOUT, str(path))
+
+    def broken(data: bytes):
+        raise RuntimeError("scratch space unavailable")
+
+    monkeypatch.setattr(prefilter, "windows", broken)
+    found, problems = _report(Pipeline(), str(path))
+    assert found == expected and len(found) == 1
+    assert [kind for kind, _ in problems] == ["prefilter-error"]
+
+
+def test_pipelines_in_several_threads_take_turns_on_the_scanner(tmp_path):
+    import threading
+
+    vs = unit_vectors(40, 384, seed=5)
+    path = tmp_path / "many.log"
+    path.write_text("".join(f"line {i}\nvec={v.tolist()}\n" for i, v in enumerate(vs)))
+    expected, _ = _report(WITH, str(path))
+    results: list = []
+
+    def worker() -> None:
+        results.append(_report(Pipeline(), str(path)))
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [found for found, _ in results] == [expected] * 4
