@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from scanner.model import Diagnostic, Record, SourceRef
+from scanner.model import Diagnostic, Record, SourceRef, count_newlines
 from scanner.sources.files import _record, _safe_cut
 
 HEAD_BYTES = 1024
@@ -321,7 +321,7 @@ class Tailer:
                 window = buf[: self.max_record]
                 keep = self.max_record - self.overlap
                 out.extend(_record(window, f.source, f.emit_offset, f.line, overlap_tail=self.overlap))
-                f.line += window.count(b"\n", 0, keep)
+                f.line += count_newlines(window, 0, keep)
                 f.buf = buf[keep:]
                 nbytes += keep
                 continue
@@ -333,7 +333,7 @@ class Tailer:
                 block, f.buf = buf, b""  # the final line never got its newline: scan it anyway
             offset = f.emit_offset - len(block)
             out.extend(_record(block, f.source, offset, f.line))
-            n = block.count(b"\n")
+            n = count_newlines(block)
             f.line += n
             lines += n or 1
             nbytes += len(block)
@@ -383,6 +383,6 @@ def _count_newlines(fd: int, upto: int) -> int:
         data = os.pread(fd, min(BLOCK_SIZE, upto - pos), pos)
         if not data:
             break
-        n += data.count(b"\n")
+        n += count_newlines(data)
         pos += len(data)
     return n

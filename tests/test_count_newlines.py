@@ -1,0 +1,24 @@
+"""count_newlines must agree with bytes.count everywhere, including chunk edges and short spans."""
+
+import random
+
+import pytest
+
+from scanner.model import Record, SourceRef, count_newlines
+
+
+@pytest.mark.parametrize("size", [0, 1, 65535, 65536, (1 << 20) + 7, 3 * (1 << 20) + 1])
+def test_count_newlines_matches_bytes_count(size: int) -> None:
+    rng = random.Random(size)
+    data = bytes(rng.choice(b"ab\n") for _ in range(size))
+    assert count_newlines(data) == data.count(b"\n")
+    for start, end in [(0, size), (size // 3, size), (1, size - 1), (size, size), (5, size + 100)]:
+        assert count_newlines(data, start, end) == data.count(b"\n", start, end), (start, end)
+
+
+def test_line_at_counts_each_span_once_and_in_any_order() -> None:
+    data = b"x\n" * 300_000
+    rec = Record(data=data, source=SourceRef("file", "f", "f"), line=10)
+    assert rec.line_at(200_001) == 10 + 100_000
+    assert rec.line_at(len(data)) == 10 + 300_000
+    assert rec.line_at(3) == 11  # going back restarts from the record's first line
