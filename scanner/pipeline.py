@@ -53,8 +53,8 @@ class Pipeline:
     def scan(self, record: Record) -> ScanResult:
         result = ScanResult()
         located: list[_Located] = []
-        self._detect_windows(record, located, result.diagnostics)
-        self._judge(located, [record] * len(located), result)
+        markers = self._detect_windows(record, located, result.diagnostics)
+        self._judge(located, [record] * len(located), result, {id(record): markers})
         return result
 
     def scan_batch(
@@ -71,17 +71,28 @@ class Pipeline:
         result = ScanResult()
         located: list[_Located] = []
         tops: list[Record] = []  # the record each candidate came from (``vecleak:ignore`` is per record)
+        markers: dict[int, list[int] | None] = {}
         for record in records:
-            self._detect_windows(record, located, result.diagnostics)
+            markers[id(record)] = self._detect_windows(record, located, result.diagnostics)
             tops.extend([record] * (len(located) - len(tops)))
         for record, cand in decoded:
             located.append(_Located(cand, record, -1))
             tops.append(record)
-        self._judge(located, tops, result)
+        self._judge(located, tops, result, markers)
         return result
 
-    def _judge(self, located: list[_Located], tops: list[Record], result: ScanResult) -> None:
-        """Classify and fingerprint what the detectors found, in one batch, into ``result``."""
+    def _judge(
+        self,
+        located: list[_Located],
+        tops: list[Record],
+        result: ScanResult,
+        markers: dict[int, list[int] | None],
+    ) -> None:
+        """Classify and fingerprint what the detectors found, in one batch, into ``result``.
+
+        ``markers`` holds, per top record (by id), where the prefilter saw ``vecleak:ignore``
+        markers, or None when it did not look.
+        """
         if not located:
             return
         verdicts = classify([item.candidate for item in located])
@@ -113,7 +124,7 @@ class Pipeline:
         for (item, verdict, top), guess, (line, offset) in zip(accepted, guesses, positions, strict=True):
             key = id(top)
             if key not in ignored:
-                ignored[key] = _ignored_lines(top)
+                ignored[key] = _ignored_lines(top, markers.get(key))
             if line in ignored[key]:
                 result.ignored += 1
                 continue
@@ -140,12 +151,17 @@ class Pipeline:
         self._detect_windows(record, located, diagnostics)
         return [item.candidate for item in located], diagnostics
 
-    def _detect_windows(self, record: Record, out: list[_Located], diagnostics: list[Diagnostic]) -> None:
-        """Run the detectors on the prefilter's windows of the record, or on all of it without one."""
-        spans = None
+    def _detect_windows(
+        self, record: Record, out: list[_Located], diagnostics: list[Diagnostic]
+    ) -> list[int] | None:
+        """Run the detectors on the prefilter's windows of the record, or on all of it without one.
+
+        Returns the offsets of the record's ``vecleak:ignore`` markers, or None without a prefilter.
+        """
+        hits = None
         if self.use_prefilter and record.data:
             try:
-                spans = prefilter.windows(record.data)
+                hits = prefilter.scan(record.data)
             except Exception as exc:  # noqa: BLE001 - a library fault costs speed, never the scan
                 diagnostics.append(
                     Diagnostic(
@@ -156,13 +172,13 @@ class Pipeline:
                         record.offset,
                     )
                 )
-        if spans is None:  # no prefilter, or no bytes (a record of candidates a source decoded itself)
+        if hits is None:  # no prefilter, or no bytes (a record of candidates a source decoded itself)
             self._detect(record, out, diagnostics)
-            return
+            return None
         data = record.data
         tail = int(record.context.get("overlap_tail", 0)) if not record.nested else 0
         limit = len(data) - tail if tail else None
-        for lo, hi, kinds in spans:
+        for lo, hi, kinds in hits.windows:
             if limit is not None and lo >= limit:
                 break  # the next window of this long line reports it whole
             context = record.context
@@ -181,6 +197,7 @@ class Pipeline:
                 context=context,
             )
             self._detect(window, out, diagnostics, kinds)
+        return hits.markers
 
     def _detect(
         self,
@@ -274,23 +291,26 @@ def _resolve_overlaps(found: list[_Located], record: Record) -> list[_Located]:
     return kept
 
 
-IGNORE_MARKER = b"vecleak:ignore"
+IGNORE_MARKER = prefilter.IGNORE_MARKER
 
 
-def _ignored_lines(record: Record) -> frozenset[int]:
+def _ignored_lines(record: Record, markers: list[int] | None = None) -> frozenset[int]:
     """Lines a ``vecleak:ignore`` marker covers: its own line and the next (like ``# nosec``).
 
-    One substring search per record with findings; newlines are only counted when a marker exists.
+    ``markers`` are the offsets the prefilter found; without them, one substring search of the
+    record. Newlines are only counted when a marker exists.
     """
     data = record.data
-    at = data.find(IGNORE_MARKER)
-    if at < 0:
-        return frozenset()
+    if markers is None:
+        markers = []
+        at = data.find(IGNORE_MARKER)
+        while at >= 0:
+            markers.append(at)
+            at = data.find(IGNORE_MARKER, at + len(IGNORE_MARKER))
     lines: set[int] = set()
-    while at >= 0:
+    for at in markers:
         line = record.line + data.count(b"\n", 0, at)
         lines.update((line, line + 1))
-        at = data.find(IGNORE_MARKER, at + len(IGNORE_MARKER))
     return frozenset(lines)
 
 

@@ -8,7 +8,7 @@ then run unchanged on small windows around the hits.
 
 The patterns are a superset of what the detectors match: every detector match starts with one of
 them (``tests/test_prefilter.py`` holds the detectors' own test inputs to that). Without Hyperscan
-(``pip install hyperscan``; x86-64 and arm64 wheels) :func:`windows` returns None and the pipeline
+(``pip install hyperscan``; x86-64 and arm64 wheels) :func:`scan` returns None and the pipeline
 scans whole blocks as before: slower, same findings.
 """
 
@@ -17,7 +17,9 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
-from typing import Any
+from typing import Any, NamedTuple
+
+IGNORE_MARKER = b"vecleak:ignore"
 
 # Bytes that may sit between "[" and each comma of a 16-item list (numbers, signs, exponents, NaN and
 # inf spellings, np.float32(...) wrappers, whitespace and the \n escapes of JSON folded into YAML).
@@ -52,6 +54,9 @@ _PATTERNS: tuple[tuple[str, bytes], ...] = (
     ("otlp", rb"arrayValue"),
     ("vcr", rb"!!binary"),
     ("sparse", rb"\{\d+:"),
+    # Not a payload: the pipeline's suppression marker, found in this pass rather than by a search
+    # of its own over every block (a quarter of a second per gigabyte).
+    ("marker", re.escape(IGNORE_MARKER)),
 )
 # Base64 runs get a database of their own whose callback stops the scan at each run: the scan then
 # resumes after the run, so a 16 KB base64 vector costs one callback, not sixteen thousand.
@@ -96,21 +101,31 @@ def _load() -> Any:
     return _engine or None
 
 
-def windows(data: bytes) -> list[tuple[int, int, frozenset[str]]] | None:
-    """Sorted, disjoint ``(start, end, kinds)`` windows of ``data`` that hold every payload, with the
-    kinds of hit inside each; None when Hyperscan is not installed (scan the whole block)."""
+class Hits(NamedTuple):
+    """What one pass over a block found."""
+
+    windows: list[tuple[int, int, frozenset[str]]]
+    """Sorted, disjoint ``(start, end, kinds)`` windows that hold every payload, with the kinds of
+    hit inside each."""
+    markers: list[int]
+    """Offsets of every ``vecleak:ignore`` marker."""
+
+
+def scan(data: bytes) -> Hits | None:
+    """Windows and markers of ``data``; None when Hyperscan is not installed (scan the whole block)."""
     engine = _load()
     if engine is None:
         return None
     # A database's scratch space serves one scan at a time: pipelines in several threads take turns.
     with _lock:
-        return _windows(data, engine)
+        return _scan(data, engine)
 
 
-def _windows(data: bytes, engine: Any) -> list[tuple[int, int, frozenset[str]]]:
+def _scan(data: bytes, engine: Any) -> Hits:
     main, b64, terminated = engine
     view = memoryview(data)
     spans: list[tuple[int, int, str]] = []
+    markers: list[int] = []
     hits: list[tuple[int, int]] = []
 
     def on_match(kind: int, _start: int, end: int, _flags: int, _ctx: Any) -> None:
@@ -120,7 +135,9 @@ def _windows(data: bytes, engine: Any) -> list[tuple[int, int, frozenset[str]]]:
     n = len(data)
     for kind, end in hits:
         name = _PATTERNS[kind][0]
-        if name in ("list", "ints", "str"):
+        if name == "marker":
+            markers.append(end - len(IGNORE_MARKER))
+        elif name in ("list", "ints", "str"):
             start = data.rfind(b"[", 0, end)
             close = data.find(b"]", end, min(n, end + MAX_PAYLOAD))
             spans.append((start, (close if close != -1 else min(n, end + MAX_PAYLOAD)) + 1, name))
@@ -138,7 +155,7 @@ def _windows(data: bytes, engine: Any) -> list[tuple[int, int, frozenset[str]]]:
             spans.append((start, _block_end(data, end), name))
     spans.extend(_base64_runs(data, view, b64, terminated))
     if not spans:
-        return []
+        return Hits([], markers)
     spans.sort()
     merged: list[tuple[int, int, frozenset[str]]] = []
     for start, end, kind in spans:
@@ -152,7 +169,7 @@ def _windows(data: bytes, engine: Any) -> list[tuple[int, int, frozenset[str]]]:
             merged[-1] = (last_lo, max(hi, last_hi), last_kinds | {kind})
         else:
             merged.append((lo, hi, frozenset((kind,))))
-    return merged
+    return Hits(merged, markers)
 
 
 def _base64_runs(

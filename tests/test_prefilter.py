@@ -128,7 +128,7 @@ def test_a_prefilter_fault_costs_speed_not_findings(tmp_path, monkeypatch):
     def broken(data: bytes):
         raise RuntimeError("scratch space unavailable")
 
-    monkeypatch.setattr(prefilter, "windows", broken)
+    monkeypatch.setattr(prefilter, "scan", broken)
     found, problems = _report(Pipeline(), str(path))
     assert found == expected and len(found) == 1
     assert [kind for kind, _ in problems] == ["prefilter-error"]
@@ -152,3 +152,31 @@ def test_pipelines_in_several_threads_take_turns_on_the_scanner(tmp_path):
     for t in threads:
         t.join()
     assert [found for found, _ in results] == [expected] * 4
+
+
+def test_ignore_markers_found_in_the_prefilter_pass_suppress_the_same_lines(tmp_path):
+    vs = unit_vectors(6, 384, seed=9)
+    lines = [
+        f"a={vs[0].tolist()}  # vecleak:ignore fixture",
+        "# vecleak:ignore the next line is a known sample",
+        f"b={vs[1].tolist()}",
+        f"c={vs[2].tolist()}",
+        *[f"INFO filler line {i}" for i in range(3000)],  # the marker search spans blocks of 64 KB
+        f"d={vs[3].tolist()} vecleak:ignore",
+        f"e={vs[4].tolist()}",
+        f"f={vs[5].tolist()}",
+    ]
+    path = tmp_path / "marked.log"
+    path.write_text("\n".join(lines) + "\n")
+    data = path.read_bytes()
+    hits = prefilter.scan(data)
+    expected = []
+    at = data.find(prefilter.IGNORE_MARKER)
+    while at >= 0:
+        expected.append(at)
+        at = data.find(prefilter.IGNORE_MARKER, at + 1)
+    assert hits.markers == expected and len(expected) == 3
+    found, _ = _report(WITH, str(path))
+    # a (own line), b (line after a marker), d (own line) and e (line after d) are suppressed.
+    assert [line for line, *_ in found] == [4, len(lines)]
+    assert _same(str(path)) == 2
