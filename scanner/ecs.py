@@ -8,6 +8,7 @@ represented by its hash, shape, encoding and a masked preview.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any
 
 import numpy as np
@@ -23,11 +24,11 @@ def now_iso() -> str:
 def masked_preview(values: np.ndarray, dim: int) -> str:
     """Sign and order of magnitude of the first values only: enough to recognise, too little to invert."""
     head = []
-    for v in values[:3]:
-        if not np.isfinite(v):
+    for v in values[:3].tolist():  # Python floats: numpy's scalar maths costs microseconds a call
+        if not math.isfinite(v):
             head.append("nan")
             continue
-        exp = int(np.floor(np.log10(abs(v)))) if v != 0 else 0
+        exp = math.floor(math.log10(abs(v))) if v != 0 else 0
         head.append(f"{'-' if v < 0 else ''}{'0.' + '0' * (-exp - 1) if exp < 0 else ''}#")
     return f"[{', '.join(head)}, … {dim} values]"
 
@@ -151,7 +152,7 @@ def _vector_doc(f: Finding) -> dict[str, Any]:
             "truncated": bool(c.truncated),
             "sha256": f.sha256,
             "precision": c.precision,
-            "norm": None if c.truncated else _round(float(np.linalg.norm(np.nan_to_num(c.values)))),
+            "norm": None if c.truncated else _norm(c.values),
             "key": c.key,
             "preview": masked_preview(c.values, c.dim),
         }
@@ -176,6 +177,14 @@ def diagnostic_to_ecs(diag: Diagnostic) -> dict[str, Any]:
     }
     doc["log"] = {"file": {"path": diag.source}}
     return doc
+
+
+def _norm(values: np.ndarray) -> float:
+    """L2 norm, NaN/Inf counted as zero (as ``nan_to_num`` would); the finite case skips its copy."""
+    norm = math.sqrt(float(np.dot(values, values)))
+    if not math.isfinite(norm):
+        norm = float(np.linalg.norm(np.nan_to_num(values)))
+    return _round(norm)
 
 
 def _round(x: float) -> float:
