@@ -118,6 +118,9 @@ def normalize_name(name: str) -> str:
     return name
 
 
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def default_path() -> Path:
     return Path(str(resources.files("scanner") / "data" / "models.yaml"))
 
@@ -126,7 +129,8 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
     """Load and validate the catalog; raises :class:`CatalogError` with the entry and field at fault."""
     path = Path(path) if path is not None else default_path()
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # libyaml's loader when PyYAML has it: the pure-Python one costs 80 ms of every scan's start.
+        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_SAFE_LOADER)  # noqa: S506 - safe loaders only
     except (OSError, yaml.YAMLError) as exc:
         raise CatalogError(f"{path}: cannot read catalog: {exc}") from exc
     return parse_catalog(doc, str(path))
