@@ -42,7 +42,7 @@ def main(path: str) -> None:
     from scanner.cli import main as cli_main
     from scanner.fingerprint import Fingerprinter
 
-    timed(prefilter, "windows", "prefilter")
+    timed(prefilter, "scan", "prefilter")
     timed(pipeline, "classify", "classify")
     timed(pipeline.Pipeline, "_detect", "detect")
     timed(Fingerprinter, "guess_batch", "fingerprint")
