@@ -211,7 +211,9 @@ class Pipeline:
             if kinds is not None and not detector.openers & kinds:
                 continue  # the prefilter saw nothing this format starts with in this window
             try:
-                if not detector.may_contain(record.data):
+                # The prefilter's kinds already gate the window; the detector's own block-wide gate
+                # is for scans without it.
+                if kinds is None and not detector.may_contain(record.data):
                     continue
                 for item in detector.find(record):
                     if isinstance(item, Candidate):
