@@ -18,6 +18,7 @@ import orjson
 from scanner.model import Candidate, Diagnostic, Record
 
 from ._common import (
+    PRECISION_SAMPLE,
     at_window_edge,
     bracket_matches,
     diagnostic_at,
@@ -196,7 +197,7 @@ def array_candidate(values64: np.ndarray, path: str) -> Candidate:
     values, encoding, path and precision as the text round trip, without printing and re-parsing
     every number. Precision reads only the first numbers' printed digits, so only those are printed.
     """
-    values32, precision = float32_and_precision(values64, orjson.dumps(values64[:64].tolist()))
+    values32, precision = float32_and_precision(values64, orjson.dumps(values64[:PRECISION_SAMPLE].tolist()))
     return Candidate(
         values=values32,
         encoding="json-array",

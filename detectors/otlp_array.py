@@ -16,7 +16,7 @@ import numpy as np
 
 from scanner.model import Candidate, Record
 
-from ._common import join_path, precision_of, to_float32
+from ._common import PRECISION_SAMPLE, join_path, precision_of, to_float32
 
 MIN_ITEMS = 16
 _Q = rb'\\*"'
@@ -68,7 +68,7 @@ class OtlpArrayDetector:
                 json_path=join_path(record.path, key),
                 key=key,
                 truncated=close == -1,
-                precision=precision_of(values64, b",".join(numbers[:64])),
+                precision=precision_of(values64, b",".join(numbers[:PRECISION_SAMPLE])),
             )
 
 

@@ -14,7 +14,15 @@ import numpy as np
 
 from scanner.model import Candidate, Record
 
-from ._common import at_window_edge, join_path, key_before, numeric_windows, precision_of, to_float32
+from ._common import (
+    PRECISION_SAMPLE,
+    at_window_edge,
+    join_path,
+    key_before,
+    numeric_windows,
+    precision_of,
+    to_float32,
+)
 
 MIN_ITEMS = 16
 _NUM = rb"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|-?\.(?:inf|Inf)|\.(?:nan|NaN)"
@@ -80,7 +88,7 @@ class YamlListDetector:
                 end=stop,
                 json_path=join_path(record.path, key),
                 key=key,
-                precision=precision_of(values64, b",".join(numbers[:64])),
+                precision=precision_of(values64, b",".join(numbers[:PRECISION_SAMPLE])),
             )
 
 

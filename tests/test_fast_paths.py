@@ -39,7 +39,7 @@ def ref_key_before(data: bytes, start: int, window: int = 160) -> str | None:
     return (m.group(1) or m.group(2)).decode("utf-8", "replace")
 
 
-def ref_msd(text: bytes, sample: int = 64) -> float:
+def ref_msd(text: bytes, sample: int = _common.PRECISION_SAMPLE) -> float:
     counts = []
     for m in _REF_DIGITS.finditer(text, 0, min(len(text), sample * 24)):
         counts.append(len(m.group().replace(b".", b"").lstrip(b"0")))
