@@ -41,6 +41,8 @@ def main(path: str) -> None:
     import scanner.sinks.jsonl as jsonl
     from scanner.cli import main as cli_main
     from scanner.fingerprint import Fingerprinter
+    from scanner.fingerprint.aggregate import SourcePool
+    from scanner.model import Record
 
     timed(prefilter, "scan", "prefilter")
     timed(pipeline, "classify", "classify")
@@ -50,6 +52,9 @@ def main(path: str) -> None:
     timed(jsonl.JsonlSink, "send", "ecs+dumps")
     timed(pipeline.Pipeline, "scan", "pipeline.scan")
     timed(engine.Engine, "feed", "engine.feed")
+    timed(SourcePool, "apply", "pool")
+    timed(engine.Engine, "_admit", "dedup+baseline")
+    timed(Record, "line_at", "line numbers")
     imported = time.process_time() - t0
     stdout, sys.stdout = sys.stdout, open(os.devnull, "w")  # noqa: SIM115 - restored below
     start = time.process_time()

@@ -84,13 +84,14 @@ class _Parsed:
         return self._body if index == 1 else b"]"
 
 
-def _matches(data: bytes) -> Iterator[re.Match[bytes] | _Parsed]:
+def _matches(data: bytes, windowed: bool = False) -> Iterator[re.Match[bytes] | _Parsed]:
     """Every ``_ARRAY`` match of ``finditer`` over each numeric window, found the cheap way."""
     # _START's matches are whole runs of array bytes after a "[", with no "[" inside; an array
     # match starting there ends after the prefilter's own, so the next one starts further on.
-    if len(data) <= _SMALL:
-        # A prefilter window: a few kilobytes around one array. The block-wide shortcut (numeric
-        # windows, then their "[" openers) costs more here than one literal-led scan of it all.
+    if windowed or len(data) <= _SMALL:
+        # A prefilter window (a few kilobytes around one array, or a run of vector lines) or a
+        # small record: the block-wide shortcut (numeric windows, then their "[" openers) costs
+        # more here than one literal-led scan of it all.
         pairs: Iterable[tuple[re.Match[bytes], int]] = ((s, len(data)) for s in _START.finditer(data))
     else:
         pairs = bracket_matches(_START, data)
@@ -132,7 +133,7 @@ class NumericListDetector:
     def find(self, record: Record) -> Iterator[Candidate | Diagnostic]:
         data = record.data
         prev_end, prev_key = -1, None
-        for m in _matches(data):
+        for m in _matches(data, record.windowed):
             body = m.group(1)
             truncated = m.group(2) is None
             if truncated and at_window_edge(record, m.end()):

@@ -195,6 +195,7 @@ class Pipeline:
                 depth=record.depth,
                 path=record.path,
                 context=context,
+                windowed=True,
             )
             self._detect(window, out, diagnostics, kinds)
         return hits.markers

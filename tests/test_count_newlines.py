@@ -7,7 +7,7 @@ import pytest
 from scanner.model import Record, SourceRef, count_newlines
 
 
-@pytest.mark.parametrize("size", [0, 1, 65535, 65536, (1 << 20) + 7, 3 * (1 << 20) + 1])
+@pytest.mark.parametrize("size", [0, 1, 8191, 8192, 65536, 1 << 20, (1 << 20) + 7, 3 * (1 << 20) + 1])
 def test_count_newlines_matches_bytes_count(size: int) -> None:
     rng = random.Random(size)
     data = bytes(rng.choice(b"ab\n") for _ in range(size))
