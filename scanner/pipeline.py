@@ -15,6 +15,7 @@ from detectors import Detector
 from scanner import prefilter
 from scanner.classify import classify
 from scanner.fingerprint import Fingerprinter
+from scanner.fingerprint.scoring import EVIDENCE_MEMO, Evidence
 from scanner.model import Candidate, Diagnostic, Finding, Record
 
 MAX_DEPTH = 4
@@ -118,10 +119,13 @@ class Pipeline:
             hints = item.record.context.get("hints")
             if hints:  # evidence the source recorded beside the vector (a span's model name)
                 item.candidate.hints.update(hints)
-        guesses = self.fingerprinter.guess_batch([item.candidate for item, _, _ in accepted])
+        evidence: list[Evidence | None] = []
+        guesses = self.fingerprinter.guess_candidates([item.candidate for item, _, _ in accepted], evidence)
         positions = _positions([item for item, _, _ in accepted])
         ignored: dict[int, frozenset[int]] = {}
-        for (item, verdict, top), guess, (line, offset) in zip(accepted, guesses, positions, strict=True):
+        for (item, verdict, top), guess, ev, (line, offset) in zip(
+            accepted, guesses, evidence, positions, strict=True
+        ):
             key = id(top)
             if key not in ignored:
                 ignored[key] = _ignored_lines(top, markers.get(key))
@@ -140,6 +144,8 @@ class Pipeline:
                     record_context=item.record.context,
                 )
             )
+            if ev is not None:
+                result.findings[-1]._memo[EVIDENCE_MEMO] = ev
             beside = item.record.context.get("plaintext")
             if beside:
                 result.findings.append(_plaintext_finding(result.findings[-1], beside))

@@ -106,3 +106,18 @@ def test_pool_memory_is_bounded():
     for name in ("a", "b", "c"):
         pool.apply(pipeline.scan(Record(_log(v), SourceRef("file", name, name))).findings)
     assert len(pool._sources) == 2
+
+
+def test_the_pipelines_evidence_is_reused_and_gives_the_same_upgrades():
+    from scanner.fingerprint.scoring import EVIDENCE_MEMO
+
+    weak = _noisy(minilm(tuple(reftext.test_texts(24))), 0.6, seed=3)
+    src = SourceRef("file", "app.log", "app.log")
+    reused = Pipeline().scan(Record(_log(weak), src)).findings
+    recomputed = Pipeline().scan(Record(_log(weak), src)).findings
+    assert all(EVIDENCE_MEMO in f._memo for f in reused)
+    for f in recomputed:
+        del f._memo[EVIDENCE_MEMO]  # as for findings from another batch: the pool computes it
+    assert SourcePool().apply(reused) == SourcePool().apply(recomputed) > 4
+    assert not any(EVIDENCE_MEMO in f._memo for f in reused)  # consumed, not kept
+    assert [f.fingerprint for f in reused] == [f.fingerprint for f in recomputed]

@@ -21,7 +21,14 @@ import numpy as np
 
 from scanner.model import Finding, ModelGuess
 
-from .scoring import MAX_GUESSES, MIN_CONFIDENCE, UNKNOWN_PRIOR, Fingerprinter, default_fingerprinter
+from .scoring import (
+    EVIDENCE_MEMO,
+    MAX_GUESSES,
+    MIN_CONFIDENCE,
+    UNKNOWN_PRIOR,
+    Fingerprinter,
+    default_fingerprinter,
+)
 from .signature import MIN_PREFIX
 
 _MISSING_SIZE_LLR = math.log(0.05)
@@ -132,8 +139,10 @@ class SourcePool:
         upgraded = 0
         for (source, dim), items in groups.items():
             agg, seen = self._source(source)
-            matrix = np.stack([f.candidate.values for f in items]).astype(np.float32, copy=False)
-            ev = self.fp.evidence(matrix, [f.candidate.precision for f in items])
+            ev = _reused_evidence(items)
+            if ev is None:
+                matrix = np.stack([f.candidate.values for f in items]).astype(np.float32, copy=False)
+                ev = self.fp.evidence(matrix, [f.candidate.precision for f in items])
             fresh = []
             for i, f in enumerate(items):
                 key = f.sha256
@@ -197,3 +206,14 @@ class SourcePool:
         for f in findings:
             if f.kind != "embedding" and f.sha256 in by_hash:
                 f.fingerprint = by_hash[f.sha256]
+
+
+def _reused_evidence(items: Sequence[Finding]) -> dict[str, np.ndarray] | None:
+    """The rows of the evidence the pipeline computed for these findings' guesses, when one batch
+    holds them all (the usual case: a record's vectors of one size); consumed, so it is not kept."""
+    memos = [f._memo.pop(EVIDENCE_MEMO, None) for f in items]
+    batch = memos[0][0] if memos[0] is not None else None
+    if batch is None or any(m is None or m[0] is not batch for m in memos):
+        return None
+    rows = np.fromiter((m[1] for m in memos), dtype=np.intp, count=len(memos))  # type: ignore[index]
+    return {key: value[rows] for key, value in batch.items()}

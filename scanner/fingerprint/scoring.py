@@ -50,6 +50,9 @@ MIN_CONFIDENCE = 0.2
 # (few samples, low anisotropy) then yields "unknown" rather than a guess.
 MIN_EVIDENCE = 2.0
 MAX_GUESSES = 3
+Evidence = tuple[dict[str, np.ndarray], int]
+"""One vector's evidence: the batch's :meth:`Fingerprinter.evidence` dict and the vector's row in it."""
+EVIDENCE_MEMO = "fingerprint.evidence"  # where the pipeline leaves it on a Finding, for the source pool
 PRIOR_NATIVE, PRIOR_DOCUMENTED_CUT, PRIOR_PREFIX = 1.0, 0.5, 0.1
 UNIT_TOL = 0.02
 E_GAP_SHARE = 0.5
@@ -314,6 +317,15 @@ class Fingerprinter:
         x = np.asarray(matrix, dtype=np.float32)
         if x.ndim != 2:
             raise ValueError("guess_batch expects an (n, d) matrix; group vectors by size first")
+        return self._guess_matrix(x, precision, hints)[0]
+
+    def _guess_matrix(
+        self,
+        x: np.ndarray,
+        precision: str | Sequence[str | None] | None,
+        hints: Mapping[str, Any] | Sequence[Mapping[str, Any] | None] | None,
+    ) -> tuple[list[list[ModelGuess]], dict[str, np.ndarray]]:
+        """:meth:`guess_batch` on a float32 matrix, and the evidence the guesses came from."""
         n = x.shape[0]
         ev = self.evidence(x, precision)
         g = self.group(x.shape[1])
@@ -344,15 +356,22 @@ class Fingerprinter:
             idx = np.flatnonzero(mask[i])
             idx = idx[np.argsort(-post[i, idx])][:MAX_GUESSES]
             results[i] = [self._make(g, ev, i, int(j), float(post[i, j])) for j in idx]
-        return results
+        return results, ev
 
-    def guess_candidates(self, candidates: Sequence[Candidate]) -> list[list[ModelGuess]]:
+    def guess_candidates(
+        self, candidates: Sequence[Candidate], evidence: list[Evidence | None] | None = None
+    ) -> list[list[ModelGuess]]:
         """Guesses for detector candidates of any sizes: grouped by size, one batch per group.
 
         A candidate whose print was summarised (``truncated``: numpy's ``[a, b, …, z]``) has no full
         vector to test, so only a model name in its context can name a model.
+
+        ``evidence``, when given, is filled with each candidate's :data:`Evidence` (None for those
+        without): the per-source pool reuses it rather than computing it a second time.
         """
         out: list[list[ModelGuess]] = [[] for _ in candidates]
+        if evidence is not None:
+            evidence[:] = [None] * len(candidates)
         groups: dict[int, list[int]] = {}
         for i, c in enumerate(candidates):
             values = c.values
@@ -362,11 +381,13 @@ class Fingerprinter:
                 groups.setdefault(int(values.shape[0]), []).append(i)
         for idx in groups.values():
             matrix = np.stack([candidates[i].values for i in idx]).astype(np.float32, copy=False)
-            result = self.guess_batch(
+            result, ev = self._guess_matrix(
                 matrix, [candidates[i].precision for i in idx], [candidates[i].hints or None for i in idx]
             )
-            for i, guesses in zip(idx, result, strict=True):
+            for row, (i, guesses) in enumerate(zip(idx, result, strict=True)):
                 out[i] = guesses
+                if evidence is not None:
+                    evidence[i] = (ev, row)
         return out
 
     def _hint_only(self, c: Candidate) -> list[ModelGuess]:
