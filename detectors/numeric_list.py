@@ -10,7 +10,7 @@ shipper) is still reported, marked truncated.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import orjson
@@ -88,17 +88,27 @@ def _matches(data: bytes, windowed: bool = False) -> Iterator[re.Match[bytes] | 
     """Every ``_ARRAY`` match of ``finditer`` over each numeric window, found the cheap way."""
     # _START's matches are whole runs of array bytes after a "[", with no "[" inside; an array
     # match starting there ends after the prefilter's own, so the next one starts further on.
-    if windowed or len(data) <= _SMALL:
-        # A prefilter window (a few kilobytes around one array, or a run of vector lines) or a
-        # small record: the block-wide shortcut (numeric windows, then their "[" openers) costs
-        # more here than one literal-led scan of it all.
-        pairs: Iterable[tuple[re.Match[bytes], int]] = ((s, len(data)) for s in _START.finditer(data))
-    else:
-        pairs = bracket_matches(_START, data)
-    for s, hi in pairs:
-        m = _parsed(data, s.start(), hi) or _ARRAY.match(data, s.start(), hi)
+    if not windowed and len(data) > _SMALL:
+        for s, hi in bracket_matches(_START, data):
+            m = _parsed(data, s.start(), hi) or _ARRAY.match(data, s.start(), hi)
+            if m is not None:
+                yield m
+        return
+    # A prefilter window (a few kilobytes around one array, or a run of vector lines) or a small
+    # record: the block-wide shortcut (numeric windows, then their "[" openers) costs more here than
+    # trying _START at each "[". Neither match holds a "[", so the next "[" is looked for (memchr)
+    # after the array, not through it.
+    n = len(data)
+    pos = data.find(b"[")
+    while pos != -1:
+        s = _START.match(data, pos)
+        if s is None:
+            pos = data.find(b"[", pos + 1)
+            continue
+        m = _parsed(data, pos, n) or _ARRAY.match(data, pos, n)
         if m is not None:
             yield m
+        pos = data.find(b"[", max(s.end(), m.end() if m is not None else 0))
 
 
 def _parsed(data: bytes, start: int, hi: int) -> _Parsed | None:
