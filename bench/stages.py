@@ -47,7 +47,7 @@ def main(path: str) -> None:
     timed(prefilter, "scan", "prefilter")
     timed(pipeline, "classify", "classify")
     timed(pipeline.Pipeline, "_detect", "detect")
-    timed(Fingerprinter, "guess_batch", "fingerprint")
+    timed(Fingerprinter, "guess_candidates", "fingerprint")
     timed(rules.RuleSet, "evaluate", "rules")
     timed(jsonl.JsonlSink, "send", "ecs+dumps")
     timed(pipeline.Pipeline, "scan", "pipeline.scan")
