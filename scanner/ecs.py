@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import time
 from typing import Any
 
 import numpy as np
@@ -16,9 +17,19 @@ import numpy as np
 from scanner import __version__
 from scanner.model import SCHEMA_VERSION, Alert, Diagnostic, Finding
 
+_now: tuple[int, str] = (-1, "")
+
 
 def now_iso() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """The current UTC time to the millisecond; formatted once per millisecond (a scan stamps
+    thousands of alerts in each)."""
+    global _now
+    ms = time.time_ns() // 1_000_000
+    cached = _now
+    if cached[0] != ms:
+        stamp = dt.datetime.fromtimestamp(ms // 1000, dt.UTC).replace(microsecond=ms % 1000 * 1000)
+        cached = _now = (ms, stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+    return cached[1]
 
 
 def masked_preview(values: np.ndarray, dim: int) -> str:
