@@ -24,6 +24,7 @@ from ._common import (
     diagnostic_at,
     float32_and_precision,
     join_path,
+    json_numbers,
     key_before,
     numeric_windows,
     parse_numbers,
@@ -71,7 +72,7 @@ class _Parsed:
 
     __slots__ = ("_start", "_end", "_body", "values")
 
-    def __init__(self, start: int, end: int, body: bytes, values: list[float]) -> None:
+    def __init__(self, start: int, end: int, body: bytes, values: np.ndarray) -> None:
         self._start, self._end, self._body, self.values = start, end, body, values
 
     def start(self) -> int:
@@ -112,11 +113,11 @@ def _matches(data: bytes, windowed: bool = False) -> Iterator[re.Match[bytes] | 
 
 
 def _parsed(data: bytes, start: int, hi: int) -> _Parsed | None:
-    """The common case without the regex: ``[`` plain JSON numbers ``]``, parsed by orjson.
+    """The common case without the regex: ``[`` plain JSON numbers ``]``, parsed in C.
 
     With no quote, brace, inner bracket, ``u`` or ``s`` (true, false, null) between the brackets,
-    whatever orjson accepts is a flat list of JSON numbers and JSON whitespace: exactly the items the
-    regex would match, closing bracket included. One memchr per test, then one C parse.
+    whatever a JSON parser accepts is a flat list of JSON numbers and JSON whitespace: exactly the
+    items the regex would match, closing bracket included. One memchr per test, then one C parse.
     """
     close = data.find(b"]", start, hi)
     if close == -1:
@@ -124,12 +125,9 @@ def _parsed(data: bytes, start: int, hi: int) -> _Parsed | None:
     chunk = data[start : close + 1]
     if b'"' in chunk or b"{" in chunk or b"[" in chunk[1:] or b"u" in chunk or b"s" in chunk:
         return None
-    try:
-        values = orjson.loads(chunk)
-    except orjson.JSONDecodeError:
-        return None
-    if len(values) < MIN_ITEMS:
-        return None  # the regex sees the same items, too few, and fails as well
+    values = json_numbers(chunk)
+    if values is None or values.size < MIN_ITEMS:
+        return None  # the regex sees the same items (too few, or one out of range) and decides
     return _Parsed(start, close + 1, chunk[1:-1].strip(_STRIP), values)
 
 
@@ -151,7 +149,7 @@ class NumericListDetector:
             multiline = b"\n" in body
             plain = isinstance(m, _Parsed)  # JSON numbers only: no escapes, no np.float
             if plain:
-                clean, values64 = body, np.asarray(m.values, dtype=np.float64)
+                clean, values64 = body, m.values
             else:
                 escaped = b"\\" in body or b"np.float" in body
                 clean = _ESCAPES.sub(b" ", body) if escaped else body

@@ -377,3 +377,36 @@ def test_numpy_heads_match_per_window_finds() -> None:
             want.append(head.span())
     assert [h.span() for h in numpy_repr._heads(data, windows)] == want
     assert len(want) == 2
+
+
+def test_json_numbers_agrees_with_orjson_and_refuses_what_it_cannot_hold() -> None:
+    import threading
+
+    rng = np.random.default_rng(11)
+    arrays = [
+        rng.standard_normal(int(rng.integers(1, 500))) * 10.0 ** rng.integers(-8, 8) for _ in range(200)
+    ]
+    texts = [orjson.dumps(a.tolist()) for a in arrays] + [str(a.tolist()).encode() for a in arrays]
+    texts += [b"[1, 2.5, -0.0, 3e-7, 0]", b"[ \n 1.0 ,\n 2 \n]", b"[]"]
+    for text in texts:
+        got = _common.json_numbers(text)
+        assert got is not None and got.dtype == np.float64
+        assert got.tobytes() == np.asarray(orjson.loads(text), dtype=np.float64).tobytes(), text[:60]
+    for bad in (b"[1.5,", b"[1e400, 2]", b"[12345678901234567890123, 1]", b"1.5", b'["a"]', b"[nan]"):
+        assert _common.json_numbers(bad) is None, bad
+    # One parser per thread: concurrent parses never see each other's documents.
+    failures: list[bytes] = []
+
+    def work(seed: int) -> None:
+        local = np.random.default_rng(seed)
+        for _ in range(300):
+            a = local.standard_normal(64)
+            if not np.array_equal(_common.json_numbers(orjson.dumps(a.tolist())), a):
+                failures.append(b"x")
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures
