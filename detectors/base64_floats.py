@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 from collections.abc import Iterator
 
@@ -43,6 +44,7 @@ _DTYPES = (
 )
 # A right decoding has essentially every value in range; a wrong one rarely gets past ~90 %.
 _PLAUSIBLE = 0.97
+_HEAD = 64
 
 
 class Base64FloatsDetector:
@@ -162,8 +164,14 @@ def _plausibility(values: np.ndarray) -> tuple[float, float]:
     """(share of values that look like embedding components, spread of their magnitudes in octaves).
 
     Embedding components are finite, rarely below 1e-9 (denormal garbage) and below 1e3 in size.
+    Random bytes (tokens, cookies: most base64 in logs) fail within the first values: when those
+    alone hold more misfits than a passing reading may have in all, the rest is never looked at.
     """
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        head = np.abs(values[:_HEAD].astype(np.float64))
+        misfits = head.size - np.count_nonzero((head == 0) | ((head > 1e-9) & (head < 1e3)))
+        if misfits > (1.0 - _PLAUSIBLE) * values.size:
+            return 1.0 - misfits / values.size, math.inf  # an upper bound, already below _PLAUSIBLE
         magnitude = np.abs(values.astype(np.float64))
         ok = np.isfinite(magnitude) & ((magnitude == 0) | ((magnitude > 1e-9) & (magnitude < 1e3)))
         share = float(ok.mean())

@@ -410,3 +410,26 @@ def test_json_numbers_agrees_with_orjson_and_refuses_what_it_cannot_hold() -> No
     for t in threads:
         t.join()
     assert not failures
+
+
+def test_base64_plausibility_early_exit_decides_as_the_full_count() -> None:
+    def full_share(values: np.ndarray) -> float:
+        with np.errstate(invalid="ignore", over="ignore"):
+            m = np.abs(values.astype(np.float64))
+            return float((np.isfinite(m) & ((m == 0) | ((m > 1e-9) & (m < 1e3)))).mean())
+
+    rng = np.random.default_rng(5)
+    samples = [
+        np.frombuffer(rng.bytes(n * 4), dtype=dt)
+        for n in (16, 40, 64, 384, 1536)
+        for dt in ("<f4", ">f4", "<f2")
+    ]
+    vec = rng.standard_normal(384).astype(np.float32)
+    samples += [vec, vec.astype(">f4"), vec.astype(np.float16)]
+    spiked = vec.copy()
+    spiked[:10] = 1e6  # misfits at the head, but few enough overall to pass
+    samples.append(spiked)
+    for values in samples:
+        share, _ = base64_floats._plausibility(values)
+        assert (share >= base64_floats._PLAUSIBLE) == (full_share(values) >= base64_floats._PLAUSIBLE)
+    assert base64_floats._plausibility(spiked)[0] >= base64_floats._PLAUSIBLE
