@@ -2,6 +2,7 @@
 
     python bench/inversion.py [--set test|dev] [--method words|tokens] [--budget N]
                               [--baseline-method tokens] [--baseline-budget 1000] [--limit K]
+                              [--baseline-set KNOB=VALUE ...] [--threads N]
 
 The test set (bench/data/inversion_test.txt) is fixed and never used for tuning; the dev set is.
 Metrics (definitions printed with the results):
@@ -106,6 +107,14 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument(
+        "--baseline-set",
+        action="append",
+        default=[],
+        metavar="KNOB=VALUE",
+        help="override a WordSearchConfig knob for the baseline only, e.g. digit_budget=0 prune_eps=0 "
+        "(the word search before the digit phase and the prune), so old and new run on the same texts",
+    )
     args = ap.parse_args()
     refs = [x for x in (DATA / f"inversion_{args.set}.txt").read_text().splitlines() if x.strip()][
         : args.limit
@@ -125,6 +134,11 @@ def main() -> int:
         base = inversion.Inverter(
             device=args.device, budget=args.baseline_budget, threads=args.threads, method=args.baseline_method
         )
+        for item in args.baseline_set:
+            knob, _, value = item.partition("=")
+            old = getattr(base.search.cfg, knob)
+            setattr(base.search.cfg, knob, type(old)(value))
+        report["baseline_set"] = args.baseline_set
         report["baseline_method"] = args.baseline_method
         report["baseline_budget"] = args.baseline_budget
         report["baseline"] = evaluate(base, refs)

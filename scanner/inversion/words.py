@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from . import digits
 from .models import Encoder
 
 PUNCT = [",", ".", "?", "!", "'", ":", ";", "-", "@", "/", "(", ")", "#", "$", "%", "&", "+", "=", '"']
@@ -80,6 +81,19 @@ class WordSearchConfig:
     max_words: int = 40
     prior_weight: float = 0.002
     seed: int = 0
+    # Digit phase (after the words settle): its own evaluations on top of ``budget``, split between
+    # a short descent per shape (phone, SSN, card, IP, as found) and a long one on the best shape.
+    digit_budget: int = 1000
+    digit_shape_budget: int = 120
+    redigit_shape_budget: int = 100
+    # Then the words again around the parked number (fresh build + repair), the digits again, and
+    # a last repair: each its own evaluations, spent only on texts with digits.
+    rebuild_budget: int = 600
+    redigit_budget: int = 800
+    polish_budget: int = 300
+    # Final prune: drop a word when the cosine falls by less than this from the search's best.
+    prune_eps: float = 0.002
+    prune_budget: int = 100
 
 
 @dataclass(slots=True)
@@ -168,7 +182,7 @@ class WordSearch:
 
     def _evaluate(self, cands: Sequence[tuple[int, ...]], target: Any) -> list[tuple[int, ...]]:
         fresh = list(dict.fromkeys(c for c in cands if c not in self.cache and len(c) <= self.cfg.max_words))
-        room = self.cfg.budget - self.evals
+        room = self.limit - self.evals
         fresh = fresh[: max(room, 0)]
         if fresh:
             emb, sums = self.enc.forward_ids([self._ids(c) for c in fresh], batch_size=128)
@@ -179,7 +193,7 @@ class WordSearch:
         return [c for c in dict.fromkeys(cands) if c in self.cache]
 
     def _done(self) -> bool:
-        if self.evals >= self.cfg.budget or self.best[1] >= self.cfg.stop_cos:
+        if self.evals >= self.limit or self.best[1] >= self.cfg.stop_cos:
             return True
         return self.cfg.max_seconds is not None and time.monotonic() - self.t0 > self.cfg.max_seconds
 
@@ -210,66 +224,262 @@ class WordSearch:
         return [s[:i] + (w,) + s[i:] for w in best for i in range(len(s))]
 
     # -- phases -------------------------------------------------------------------------------
-    def run(self, target_np: np.ndarray) -> WordOutcome:
-        torch = self.torch
-        cfg = self.cfg
-        target = torch.from_numpy(np.asarray(target_np, dtype=np.float32)).to(self.enc.device)
-        target = target / target.norm()
+    def _reset(self, target_np: np.ndarray) -> Any:
+        """Fresh per-vector state; returns the unit-norm target on the search's device."""
+        target = self.torch.from_numpy(np.asarray(target_np, dtype=np.float32)).to(self.enc.device)
         for w in self.words[self.base_n :]:  # compound units are per-vector
             del self.index[w]
         del self.words[self.base_n :], self.word_ids[self.base_n :], self.is_name[self.base_n :]
         self.cache: dict[tuple[int, ...], tuple[float, Any]] = {}
         self.evals = 0
+        self.limit = self.cfg.budget
         self.t0 = time.monotonic()
+        self.parked: tuple[int, list[str], tuple[int | None, ...], str] | None = None
+        return target / target.norm()
+
+    def _outcome(self, s: tuple[int, ...], trace: list[float]) -> WordOutcome:
+        words = tuple(self.words[w] for w in s)
+        return WordOutcome(self._ids(s), self.cache[s][0], len(trace), self.evals, words, trace)
+
+    def refine_digits(self, target_np: np.ndarray, text: str, budget: int) -> WordOutcome:
+        """The digit phase alone, with the words of ``text`` held where they are.
+
+        What the full search does once its words have settled; public so a caller that already
+        knows the context (a known template, a partial match) can recover just the number."""
+        target = self._reset(target_np)
+        self.limit = budget
+        pieces = self.enc.tokenizer.backend_tokenizer.pre_tokenizer.pre_tokenize_str(text.lower())
+        cur = tuple(self.index[w] if w in self.index else self._unit(w) for w, _ in pieces)
+        if not self._evaluate([cur], target):
+            return self._outcome((), [])
+        cur = self._digit_phase(target, cur, self.cfg.redigit_shape_budget)
+        return self._outcome(self._top([cur, self.best[0]], 1)[0], [self.best[1]])
+
+    def run(self, target_np: np.ndarray) -> WordOutcome:
+        cfg = self.cfg
+        target = self._reset(target_np)
         rng = random.Random(cfg.seed)
         trace: list[float] = []
-        steps = 0
+        cur = self._build(target, ())
+        if not self._done():
+            got = self._evaluate([cur, *self._email_edits(cur)], target)
+            cur = self._top(got, 1)[0] if got else cur
+        cur = self._repair(target, rng, trace, cur)
+        if cfg.digit_budget and self.best[1] < cfg.stop_cos and any(self.words[w].isdigit() for w in cur):
+            cur = self._digits_then_words(target, rng, trace, cur)
+        return self._outcome(self._prune(target, self.best[0]), trace)
 
-        beam = self._evaluate([()], target)
+    def _digits_then_words(
+        self, target: Any, rng: random.Random, trace: list[float], cur: tuple[int, ...]
+    ) -> tuple[int, ...]:
+        """Digits as one structured unit, then the words again around it, then the digits again.
+
+        The word search alone leaves a number as stray groups and bends the words to make up for
+        them (``555-866-0691 call tomorrow and at you your``); with the number parked as one unit
+        whose digits are already close, a fresh build ranks the words that are really there."""
+        cfg = self.cfg
+        self.limit = self.evals + cfg.digit_budget
+        cur = self._digit_phase(target, cur, cfg.digit_shape_budget)
+        if self.parked is None:
+            return cur
+        trace.append(self.cache[cur][0])
+        if cfg.rebuild_budget:
+            self.limit = self.evals + cfg.rebuild_budget
+            again = self._repair(target, rng, trace, self._build(target, (self.parked[0],)))
+            cur = self._top([cur, again], 1)[0]
+        if cfg.redigit_budget:
+            # Shapes again, now against settled words: which shape fits is clear only in context.
+            self.limit = self.evals + cfg.redigit_budget
+            cur = self._digit_phase(target, cur, cfg.redigit_shape_budget)
+        if cfg.polish_budget:
+            self.limit = self.evals + cfg.polish_budget
+            cur = self._repair(target, rng, trace, cur)
+        return cur
+
+    def _build(self, target: Any, start: tuple[int, ...]) -> tuple[int, ...]:
+        """A beam grows the text a word at a time from ``start``; returns the beam's best."""
+        torch = self.torch
+        cfg = self.cfg
+        beam = self._evaluate([start], target)
+        if not beam:
+            return start
         stale = 0
         while not self._done():
-            steps += 1
-            before = self.best[1]
+            before = self.cache[beam[0]][0]
             sums = torch.stack([self.cache[s][1] for s in beam])
             est = self._est_add(sums, target)
             top = est.topk(cfg.est_top, dim=1).indices.cpu().tolist()
             # Digit groups rank low among 60k words even when the text is full of them; give the
-            # best few their own slots so phone, card and SSN parts get a chance to enter.
-            digits = est.masked_fill(~self.is_digit[None, :], -9.0).topk(cfg.build_digits, dim=1)
-            top = [a + b for a, b in zip(top, digits.indices.cpu().tolist(), strict=True)]
+            # best few their own slots so phone, card and SSN parts get a chance to enter (not
+            # once a number is parked as a unit: then stray groups only compete with it).
+            if self.parked is None and cfg.build_digits:
+                dig = est.masked_fill(~self.is_digit[None, :], -9.0).topk(cfg.build_digits, dim=1)
+                top = [a + b for a, b in zip(top, dig.indices.cpu().tolist(), strict=True)]
             cands = [s + (w,) for s, row in zip(beam, top, strict=True) for w in row]
             if cfg.build_func:
                 cands += self._func_edits(beam[0], target)
             beam = self._top(self._evaluate(cands, target) + beam, cfg.build_beam)
-            trace.append(self.best[1])
-            stale = stale + 1 if self.best[1] <= before + cfg.build_min_gain else 0
+            stale = stale + 1 if self.cache[beam[0]][0] <= before + cfg.build_min_gain else 0
             if stale >= 2:
                 break
+        return beam[0]
 
-        if not self._done():
-            self._evaluate(self._email_edits(self.best[0]), target)
-        # Repair: a cascade of edit classes, cheapest first; take the best edit of the first class
-        # that improves and start over, so budget goes to many small steps, not one big round.
-        best = self.best[0]
+    def _repair(
+        self, target: Any, rng: random.Random, trace: list[float], cur: tuple[int, ...]
+    ) -> tuple[int, ...]:
+        """A cascade of edit classes, cheapest first; take the best edit of the first class that
+        improves and start over, so budget goes to many small steps, not one big round."""
+        cfg = self.cfg
+        if cur not in self.cache:
+            return cur
+        score = self.cache[cur][0]
         swept: set[tuple[int, ...]] = set()
+        kinds = ["delete", "near", "sub", "func", "digits", "digitfix", "email", "far", "sweep"]
+        if self.parked is not None:  # the number is one unit now: no stray digit groups
+            kinds = [k for k in kinds if k not in ("digits", "digitfix")]
         while not self._done():
-            steps += 1
-            before = self.best[1]
-            for kind in ("delete", "near", "sub", "func", "digits", "digitfix", "email", "far", "sweep"):
+            improved = False
+            for kind in kinds:
                 if kind == "sweep":
-                    if best in swept or len(best) * len(self.func) > cfg.sweep_max:
+                    if cur in swept or len(cur) * len(self.func) > cfg.sweep_max:
                         continue
-                    swept.add(best)
-                cands = self._edits(kind, best, target, rng)
-                self._evaluate(cands, target)
-                if self.best[1] > before + 1e-6 or self._done():
+                    swept.add(cur)
+                got = self._evaluate(self._edits(kind, cur, target, rng), target)
+                top = max(got, key=lambda c: self.cache[c][0], default=None)
+                if top is not None and self.cache[top][0] > score + 1e-6:
+                    cur, score, improved = top, self.cache[top][0], True
                     break
-            trace.append(self.best[1])
-            if self.best[1] <= before + 1e-6:
+                if self._done():
+                    break
+            trace.append(score)
+            if not improved:
                 break
-            best = self.best[0]
-        s, cos = self.best
-        return WordOutcome(self._ids(s), cos, steps, self.evals, tuple(self.words[w] for w in s), trace)
+        return cur
+
+    def _prune(self, target: Any, cur: tuple[int, ...]) -> tuple[int, ...]:
+        """Drop words whose removal costs less than ``prune_eps`` cosine, cheapest first.
+
+        The search keeps any word that nudges the cosine up, and a filler word that buys 1e-4 costs
+        precision (token F1) far more than it buys. Deletions are mostly cached from the repair."""
+        eps = self.cfg.prune_eps
+        if eps <= 0:
+            return cur
+        self.limit = max(self.limit, self.evals + self.cfg.prune_budget)
+        base = self.cache[cur][0]
+        while len(cur) > 1:
+            got = self._evaluate([cur[:i] + cur[i + 1 :] for i in range(len(cur))], target)
+            top = max(got, key=lambda c: self.cache[c][0], default=None)
+            if top is None or self.cache[top][0] < base - eps:
+                break
+            cur = top
+        return cur
+
+    # -- digit phase --------------------------------------------------------------------------
+    def _unit(self, text: str) -> int:
+        """A per-vector vocabulary unit for a whole digit string (``555-867-5309``), ids from the
+        tokeniser, so the printed text re-tokenises to exactly what was scored."""
+        if text in self.index:
+            return self.index[text]
+        self.index[text] = len(self.words)
+        self.words.append(text)
+        self.word_ids.append(tuple(self.enc.tokenize(text)))
+        self.is_name.append(False)
+        return self.index[text]
+
+    def _digit_phase(
+        self, target: Any, s: tuple[int, ...], shape_budget: int, reshape: bool = True
+    ) -> tuple[int, ...]:
+        """Replace the digit words the word search left with one structured unit and descend.
+
+        Every shape (phone, SSN, card, IP, and the groups as found) is seeded from the found
+        digits and gets a short one-digit coordinate descent; the best then gets a probe of every
+        position in the text and the rest of the budget. Only exact cosines decide, and the
+        word-search result stays in the cache, so the phase never makes the answer worse."""
+        parked = self.parked[0] if self.parked is not None else None
+        pos = [i for i, w in enumerate(s) if self.words[w].isdigit() or w == parked]
+        if not pos:
+            return s
+        found = [g for i in pos for g in (self.parked[1] if s[i] == parked else [self.words[s[i]]])]
+        drop = set(pos) | {
+            i
+            for i, w in enumerate(s)
+            if self.words[w] in digits.SEPARATORS and (i - 1 in pos or i + 1 in pos)
+        }
+        rest = tuple(w for i, w in enumerate(s) if i not in drop)
+        at = sum(1 for i in range(pos[0]) if i not in drop)
+        # The groups as found (lengths free), and the PII shapes (``reshape``).
+        shapes: list[tuple[tuple[int | None, ...], str]] = [(tuple(None for _ in found), " ")]
+        if reshape:
+            shapes += list(digits.SHAPES.values())
+        flat = "".join(found)
+        runs = []
+        for lengths, sep in shapes:
+            groups = (
+                found if sep == " " and all(n is None for n in lengths) else digits.seed(lengths, flat, found)
+            )
+            runs.append(
+                self._descend(rest, at, list(groups), lengths, sep, target, self.cfg.digit_shape_budget)
+            )
+        score, rest, at, groups, lengths, sep = max(runs, key=lambda r: r[0])
+        if score < 0:
+            return s
+        unit = self._unit(digits.render(groups, sep))
+        # Where the number sits: every slot, the unit held fixed (cheap, and order is visible).
+        placed = self._evaluate([rest[:j] + (unit,) + rest[j:] for j in range(len(rest) + 1)], target)
+        if placed:
+            at = self._top(placed, 1)[0].index(unit)
+        score, rest, at, groups, lengths, sep = self._descend(
+            rest, at, list(groups), lengths, sep, target, self.limit - self.evals
+        )
+        unit = self._unit(digits.render(groups, sep))
+        out = rest[:at] + (unit,) + rest[at:]
+        if self.parked is not None and s in self.cache and self.cache[s][0] >= score:
+            return s  # the unit already there fits better than any reshaping of it
+        self.parked = (unit, groups, lengths, sep)
+        return out
+
+    def _descend(
+        self,
+        rest: tuple[int, ...],
+        at: int,
+        groups: list[str],
+        lengths: tuple[int | None, ...],
+        sep: str,
+        target: Any,
+        budget: int,
+    ) -> tuple[float, tuple[int, ...], int, list[str], tuple[int | None, ...], str]:
+        """Cyclic coordinate descent over a unit's groups: all one-digit edits of one group per step."""
+        stop = min(self.limit, self.evals + budget)
+
+        def seq(gs: Sequence[str]) -> tuple[int, ...]:
+            return rest[:at] + (self._unit(digits.render(gs, sep)),) + rest[at:]
+
+        cur = seq(groups)
+        self._evaluate([cur], target)
+        if cur not in self.cache:
+            return -1.0, rest, at, groups, lengths, sep
+        score, j, stale = self.cache[cur][0], 0, 0
+        while stale < len(groups) and self.evals < stop and self.best[1] < self.cfg.stop_cos:
+            free = lengths[j] is None
+            cands = {}
+            for v in digits.variants(groups[j], free, digits.FREE_MAX if sep == " " else 3):
+                gs = groups[:j] + [v] + groups[j + 1 :]
+                cands[seq(gs)] = gs
+            # Whole groups in the wrong order (``10.12.0.7``) are a swap away, not many digit edits.
+            for k in range(len(groups)):
+                if k != j and groups[k] != groups[j] and (free or len(groups[k]) == len(groups[j])):
+                    gs = list(groups)
+                    gs[j], gs[k] = gs[k], gs[j]
+                    cands[seq(gs)] = gs
+            keys = list(cands)[: max(stop - self.evals, 0)]
+            done = self._evaluate(keys, target)
+            top = max(done, key=lambda c: self.cache[c][0], default=None)
+            if top is not None and self.cache[top][0] > score + 1e-6:
+                score, groups, stale = self.cache[top][0], cands[top], 0
+            else:
+                stale += 1
+            j = (j + 1) % len(groups)
+        return score, rest, at, groups, lengths, sep
 
     def _email_edits(self, s: tuple[int, ...]) -> list[tuple[int, ...]]:
         """``first.last@domain`` / ``first@domain`` built from recovered name-like words, as one unit.
