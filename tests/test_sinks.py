@@ -559,3 +559,18 @@ def test_reveal_on_syslog_json_and_cef_into_rsyslog(rsyslog_binary, tmp_path):
         assert "text_sealed" not in lines[2] and "vecleakTextSealed" not in lines[2]
     finally:
         rs.stop()
+
+
+@pytest.mark.parametrize(
+    ("module", "env"), [("hec", "VECLEAK_HEC_TOKEN"), ("webhook", "VECLEAK_WEBHOOK_SECRET")]
+)
+def test_http_sinks_take_their_secret_from_env_and_need_an_http_url(module, env, monkeypatch, tmp_path):
+    import importlib
+
+    sink = importlib.import_module(f"scanner.sinks.{module}")
+    monkeypatch.delenv(env, raising=False)
+    with pytest.raises(ValueError, match=re.escape(f"${env}")):
+        sink.open("https://siem.example/collect", spool=str(tmp_path / "spool"))
+    monkeypatch.setenv(env, "s3cret")
+    with pytest.raises(ValueError, match="must be an http"):
+        sink.open("ftp://siem.example/collect", spool=str(tmp_path / "spool"))

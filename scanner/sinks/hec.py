@@ -6,7 +6,6 @@ first. The token comes from ``$VECLEAK_HEC_TOKEN``.
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 import urllib.parse
@@ -17,7 +16,7 @@ import orjson
 from scanner.ecs import alert_to_ecs
 from scanner.model import Alert
 from scanner.reveal import add_sealed_text, recipient_from_options
-from scanner.sinks.httppost import post
+from scanner.sinks.httppost import endpoint_secret, post
 from scanner.sinks.spool import Spooled, default_spool_dir, spool_options
 
 
@@ -67,11 +66,7 @@ class HecTransport:
 
 
 def open(target: str, **options: Any) -> Spooled:  # noqa: A001 - the sink-module convention
-    token = os.environ.get("VECLEAK_HEC_TOKEN")
-    if not token:
-        raise ValueError("hec sink needs the token in $VECLEAK_HEC_TOKEN")
-    if not target.startswith(("http://", "https://")):
-        raise ValueError(f"hec target must be an http(s) URL, got {target!r}")
+    token = endpoint_secret("hec", target, "VECLEAK_HEC_TOKEN", "the token")
     transport = HecTransport(
         target,
         token,

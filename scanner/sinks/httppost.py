@@ -17,6 +17,17 @@ from scanner.sinks.spool import DeliveryError, PermanentDeliveryError
 RETRYABLE_4XX = frozenset({408, 429})
 
 
+def endpoint_secret(sink: str, target: str, env: str, what: str) -> str:
+    """The credential an HTTP sink needs, from ``$env`` (never a flag), once ``target`` is known to
+    be an http(s) URL; a ValueError naming the sink otherwise."""
+    secret = os.environ.get(env)
+    if not secret:
+        raise ValueError(f"{sink} sink needs {what} in ${env}")
+    if not target.startswith(("http://", "https://")):
+        raise ValueError(f"{sink} target must be an http(s) URL, got {target!r}")
+    return secret
+
+
 def tls_context(ca_env: str = "VECLEAK_CA_FILE") -> ssl.SSLContext:
     """System trust store, plus a private CA from ``$VECLEAK_CA_FILE`` when set (internal SIEMs)."""
     ctx = ssl.create_default_context()

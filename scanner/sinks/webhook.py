@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import time
 from typing import Any
 
@@ -23,7 +22,7 @@ import orjson
 from scanner.ecs import alert_to_ecs
 from scanner.model import Alert
 from scanner.reveal import add_sealed_text, recipient_from_options
-from scanner.sinks.httppost import post
+from scanner.sinks.httppost import endpoint_secret, post
 from scanner.sinks.spool import Spooled, default_spool_dir, spool_options
 
 
@@ -68,11 +67,7 @@ class WebhookTransport:
 
 
 def open(target: str, **options: Any) -> Spooled:  # noqa: A001 - the sink-module convention
-    secret = os.environ.get("VECLEAK_WEBHOOK_SECRET")
-    if not secret:
-        raise ValueError("webhook sink needs the signing secret in $VECLEAK_WEBHOOK_SECRET")
-    if not target.startswith(("http://", "https://")):
-        raise ValueError(f"webhook target must be an http(s) URL, got {target!r}")
+    secret = endpoint_secret("webhook", target, "VECLEAK_WEBHOOK_SECRET", "the signing secret")
     transport = WebhookTransport(
         target, secret.encode(), float(options.get("timeout", 10.0)), recipient_from_options(options)
     )
