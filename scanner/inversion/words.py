@@ -68,6 +68,9 @@ class WordSearchConfig:
     build_beam: int = 2
     est_top: int = 8
     func_words: int = 40
+    # The exact append probes of the "func" class reach further down the frequency list than the
+    # sweep (``do``, ``how``, ``after`` are past the top 40); each is one evaluation per round.
+    probe_words: int = 80
     func_slots: int = 3
     sub_per_pos: int = 4
     digit_subs: int = 12
@@ -195,6 +198,8 @@ class WordSearch:
         # The most frequent words (wordfreq order) and punctuation: what the estimate ranks badly.
         self.func = self.prior.topk(min(self.cfg.func_words, len(self.words))).indices.tolist()
         self.func += [self.index[p] for p in (",", ".", "?", "'", "-", "@", ":") if p in self.index]
+        more = self.prior.topk(min(200, len(self.words))).indices  # probe_words of these, read per call
+        self.probe = self.func + [w for w in more.tolist() if w not in set(self.func)]
 
     # -- exact scoring ------------------------------------------------------------------------
     def _ids(self, s: Sequence[int]) -> tuple[int, ...]:
@@ -239,7 +244,8 @@ class WordSearch:
 
         First-order estimates (isolated outputs, HotFlip) rank function words and their place
         poorly, and there are few of them, so exact probes are worth their cost."""
-        probes = self._evaluate([s + (w,) for w in self.func], target)
+        probe = self.probe[: len(self.func) + max(self.cfg.probe_words - self.cfg.func_words, 0)]
+        probes = self._evaluate([s + (w,) for w in probe], target)
         best = [c[-1] for c in self._top(probes, self.cfg.func_slots)]
         return [s[:i] + (w,) + s[i:] for w in best for i in range(len(s))]
 
@@ -261,6 +267,11 @@ class WordSearch:
         words = tuple(self.words[w] for w in s)
         return WordOutcome(self._ids(s), self.cache[s][0], len(trace), self.evals, words, trace)
 
+    def _seq(self, text: str) -> tuple[int, ...]:
+        """``text`` as vocabulary units (unknown words become per-vector units)."""
+        pieces = self.enc.tokenizer.backend_tokenizer.pre_tokenizer.pre_tokenize_str(text.lower())
+        return tuple(self.index[w] if w in self.index else self._unit(w) for w, _ in pieces)
+
     def refine_digits(self, target_np: np.ndarray, text: str, budget: int) -> WordOutcome:
         """The digit phase alone, with the words of ``text`` held where they are.
 
@@ -268,8 +279,7 @@ class WordSearch:
         knows the context (a known template, a partial match) can recover just the number."""
         target = self._reset(target_np)
         self.limit = budget
-        pieces = self.enc.tokenizer.backend_tokenizer.pre_tokenizer.pre_tokenize_str(text.lower())
-        cur = tuple(self.index[w] if w in self.index else self._unit(w) for w, _ in pieces)
+        cur = self._seq(text)
         if not self._evaluate([cur], target):
             return self._outcome((), [])
         cur = self._digit_phase(target, cur, self.cfg.redigit_shape_budget)
@@ -293,10 +303,11 @@ class WordSearch:
             cur = self._repair(target, rng, trace, cur)
         if cfg.email_budget and self.best[1] < cfg.stop_cos:
             self._email_phase(target, rng, trace, self.best[0])
-        if cfg.kick_budget and self.best[1] < cfg.kick_below:
-            cur = self._kicks(target, rng, trace)
         if cfg.digit_budget and self.best[1] < cfg.stop_cos and any(self.words[w].isdigit() for w in cur):
             cur = self._digits_then_words(target, rng, trace, cur)
+        if cfg.kick_budget and self.best[1] < cfg.kick_below:
+            # Last, so a kick never reshapes the words the digit phase parks its number among.
+            self._kicks(target, rng, trace)
         return self._outcome(self._prune(target, self.best[0]), trace)
 
     def _digits_then_words(
@@ -371,7 +382,7 @@ class WordSearch:
             improved = False
             for kind in kinds:
                 if kind == "sweep":
-                    if cur in swept or len(cur) * len(self.func) > cfg.sweep_max:
+                    if cur in swept or (len(cur) + 1) * len(self.func) > cfg.sweep_max:
                         continue
                     swept.add(cur)
                 got = self._evaluate(self._edits(kind, cur, target, rng), target)
@@ -695,7 +706,10 @@ class WordSearch:
                 out += [s[:last] + (d,) + s[last:] for d in top]
             return out
         if kind == "sweep":
-            return [s[:i] + (w,) + s[i:] for w in self.func for i in range(n + 1)]
+            # Short texts can afford the longer probe list in every slot (``how [do] i reset``).
+            probe = self.probe[: len(self.func) + max(cfg.probe_words - cfg.func_words, 0)]
+            words = probe if (n + 1) * len(probe) <= cfg.sweep_max else self.func
+            return [s[:i] + (w,) + s[i:] for w in words for i in range(n + 1)]
         if kind == "block":
             return self._block_edits(s)[: cfg.block_max]
         if kind == "sub":

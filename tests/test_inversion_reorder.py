@@ -1,0 +1,79 @@
+"""Reorder, kicks and the email phase of the word search (issue #3), with the real model."""
+
+import random
+
+import pytest
+
+from scanner.inversion.words import WordSearch
+
+
+def test_block_edits_cover_clause_swaps_moves_and_reversals():
+    s = (0, 1, 2, 3, 4)
+    edits = set(WordSearch._block_edits(s))
+    assert (3, 4, 0, 1, 2) in edits  # the two clauses exchanged
+    assert (0, 2, 3, 1, 4) in edits  # one word moved two slots
+    assert (0, 3, 2, 1, 4) in edits  # a span reversed
+    assert (4, 3, 2, 1, 0) in edits
+    assert all(sorted(e) == list(s) for e in edits)  # a permutation, never a word lost or added
+
+
+@pytest.fixture(scope="module")
+def search():
+    pytest.importorskip("torch")
+    from scanner import inversion
+
+    return inversion.Inverter(device="cpu", budget=400, threads=2).search
+
+
+def _start(search, truth: str, text: str, budget: int):
+    target = search._reset(search.enc.embed_texts([truth])[0])
+    search.limit = budget
+    cur = search._seq(text)
+    assert search._evaluate([cur], target)
+    return target, cur
+
+
+def test_reorder_puts_clauses_back_in_order(search):
+    """The clause order the repair's short moves cannot fix is one block exchange away."""
+    truth = "the quarterly report shows revenue grew by twelve percent"
+    target, cur = _start(search, truth, "revenue grew by twelve percent the quarterly report shows", 400)
+    before = search.cache[cur][0]
+    out = search._reorder(target, random.Random(0), [], cur)
+    assert " ".join(search.words[w] for w in out) == truth
+    assert search.cache[out][0] > before
+    assert search.evals <= 400
+
+
+def test_kicks_never_lose_the_best_and_stay_in_budget(search):
+    truth = "why is my order still pending after five days"
+    target, cur = _start(search, truth, "my order still pending five days : why is", 10)
+    before = search.best[1]
+    search.cfg.kick_budget, kept = 300, search.cfg.kick_budget
+    try:
+        start = search.evals
+        search._kicks(target, random.Random(0), [])
+    finally:
+        search.cfg.kick_budget = kept
+    assert search.best[1] >= before
+    assert search.evals - start <= 300 + 16  # one repair's sub step may run a batch past the stop
+
+
+def test_email_phase_assembles_the_address_without_a_cue_word(search):
+    """The word search left only the names (no ``email``, ``@`` or ``com``); the phase parks the
+    address that fits the vector best and rebuilds the words around it."""
+    truth = "send the report to james.wilson@company.com by friday"
+    target, cur = _start(search, truth, "need that report wilson report send james", 10)
+    before = search.cache[cur][0]
+    search._email_phase(target, random.Random(0), [], cur)
+    best, cos = search.best
+    assert "james.wilson@company.com" in {search.words[w] for w in best}
+    assert cos > before
+
+
+def test_repair_inserts_a_function_word_past_the_top_forty(search):
+    """``do`` ranks 50th by frequency: short texts sweep the longer probe list into every slot."""
+    truth = "how do i reset my password"
+    assert search.index["do"] not in search.func
+    target, cur = _start(search, truth, "how i reset my password", 700)
+    out = search._repair(target, random.Random(0), [], cur)
+    assert " ".join(search.words[w] for w in out) == truth
