@@ -209,7 +209,9 @@ class Rsyslog:
         got: list[str] = []
         while time.monotonic() < deadline:
             if self.out.exists():
-                got = [x for x in self.out.read_text(errors="replace").splitlines() if x.strip()]
+                text = self.out.read_text(errors="replace")
+                # Only whole lines: rsyslog may have written part of the next one so far.
+                got = [x for x in text[: text.rfind("\n") + 1].splitlines() if x.strip()]
                 if len(got) >= expect:
                     break
             time.sleep(0.1)
