@@ -12,7 +12,27 @@ import orjson
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-FIXTURES = Path(os.environ.get("VECLEAK_FIXTURES", REPO.parent / "shared" / "fixtures" / "real"))
+
+
+def _fixtures_dir() -> Path:
+    """``$VECLEAK_FIXTURES``, else ``shared/fixtures/real`` beside the checkout, else beside the
+    repository it was cloned from (a clean clone in a temporary folder still runs the real-data tests)."""
+    if "VECLEAK_FIXTURES" in os.environ:
+        return Path(os.environ["VECLEAK_FIXTURES"])
+    bases = [REPO]
+    origin = subprocess.run(
+        ["git", "-C", str(REPO), "remote", "get-url", "origin"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    if origin and Path(origin).is_dir():
+        bases.append(Path(origin).resolve())
+    for base in bases:
+        candidate = base.parent / "shared" / "fixtures" / "real"
+        if candidate.is_dir():
+            return candidate
+    return REPO.parent / "shared" / "fixtures" / "real"
+
+
+FIXTURES = _fixtures_dir()
 
 
 def unit_vectors(n: int, dim: int, seed: int = 0) -> np.ndarray:
