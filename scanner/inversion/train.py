@@ -20,6 +20,8 @@ import argparse
 import random
 from pathlib import Path
 
+# Short fixed-order samples of scanner.wordlists' names, not the whole gazetteer: the generator draws
+# by index, so these lists (with the template fillers below) fix the pairs a seed makes.
 FIRST = [
     "james",
     "mary",

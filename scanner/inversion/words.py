@@ -38,10 +38,11 @@ from typing import Any
 
 import numpy as np
 
+from scanner.wordlists import PUNCT
+
 from . import digits
 from .models import Encoder
 
-PUNCT = [",", ".", "?", "!", "'", ":", ";", "-", "@", "/", "(", ")", "#", "$", "%", "&", "+", "=", '"']
 EMAIL_DOMAINS = [
     "gmail.com",
     "yahoo.com",
@@ -143,7 +144,7 @@ def _vocabulary(enc: Encoder, size: int) -> tuple[list[str], list[float]]:
                 words[w] = wordfreq.zipf_frequency(w, "en")
     except ImportError:  # the ``invert`` extra ships wordfreq; without it the model's pieces still work
         pass
-    from scanner.pii import FIRST_NAMES, SURNAMES
+    from scanner.wordlists import FIRST_NAMES, SURNAMES
 
     for w in sorted(FIRST_NAMES | SURNAMES):
         words.setdefault(w, 2.0)
@@ -190,7 +191,7 @@ class WordSearch:
         self.U.index_add_(0, owner, table[flat])
         self.U_sq = (self.U * self.U).sum(dim=1)
         self.is_digit = torch.tensor([w.isdigit() for w in self.words], device=encoder.device)
-        from scanner.pii import FIRST_NAMES, SURNAMES
+        from scanner.wordlists import FIRST_NAMES, SURNAMES
 
         self.is_name = [w in FIRST_NAMES or w in SURNAMES for w in self.words]
         self.domains = [tuple(encoder.tokenize(d)) for d in EMAIL_DOMAINS]
