@@ -11,22 +11,16 @@
 # Env: ES_PORT (9200), ES_VERSION (9.2.4), ES_HEAP (768m), ES_JAVA_HOME (a JDK 21+; found if unset),
 #      VECLEAK_SERVERS_DIR (<repo>/.servers), ES_START_TIMEOUT (seconds, 120).
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 PORT="${ES_PORT:-9200}"
 VERSION="${ES_VERSION:-9.2.4}"
 HEAP="${ES_HEAP:-768m}"
-CACHE="${VECLEAK_SERVERS_DIR:-$ROOT/.servers}"
 TIMEOUT="${ES_START_TIMEOUT:-120}"
 RUN_USER="vecleak-es"
 URL="http://127.0.0.1:${PORT}"
 
-log() { echo "start-elasticsearch: $*" >&2; }
-
-if curl -fsS -m 2 "${URL}/_cluster/health" >/dev/null 2>&1; then
-  log "already running at ${URL}"
-  exit 0
-fi
+exit_if_running "$URL"
 
 # A JDK 21+ is needed by 9.x; prefer an explicit one, then any JDK >= 21 under /usr/lib/jvm.
 find_java() {
@@ -39,7 +33,7 @@ find_java() {
   return 1
 }
 JDK="$(find_java)" || { log "no JDK 21+ found (set ES_JAVA_HOME)"; exit 2; }
-command -v mvn >/dev/null || { log "mvn not found"; exit 2; }
+require mvn
 
 mkdir -p "$CACHE"
 HOME_DIR="$CACHE/elasticsearch-${VERSION}"
@@ -70,27 +64,13 @@ if [[ "$(id -u)" == "0" ]]; then
 fi
 
 log "starting Elasticsearch ${VERSION} on ${URL} (java: ${JDK}; log: ${DATA}/stdout.log)"
-# setsid: the server must outlive this script and not take signals meant for the caller's group.
 ES_JAVA_HOME="$JDK" ES_TMPDIR="$DATA/tmp" ES_JAVA_OPTS="-Xms${HEAP} -Xmx${HEAP}" \
-  setsid "${RUN[@]}" "$HOME_DIR/bin/elasticsearch" \
+  start_detached "$DATA" "${RUN[@]}" "$HOME_DIR/bin/elasticsearch" \
     -E cluster.name=vecleak-test-es -E node.name=vecleak-es \
     -E discovery.type=single-node -E network.host=127.0.0.1 \
     -E http.port="$PORT" -E transport.port="$((PORT + 100))" \
     -E path.data="$DATA/data" -E path.logs="$DATA/logs" \
     -E xpack.security.enabled=false \
-    -E cluster.routing.allocation.disk.threshold_enabled=false \
-    >"$DATA/stdout.log" 2>&1 </dev/null &
-echo $! >"$DATA/pid"
+    -E cluster.routing.allocation.disk.threshold_enabled=false
 
-for _ in $(seq "$TIMEOUT"); do
-  if curl -fsS -m 2 "${URL}/_cluster/health?wait_for_status=yellow&timeout=1s" >/dev/null 2>&1; then
-    log "ready at ${URL}"
-    exit 0
-  fi
-  if ! kill -0 "$(cat "$DATA/pid")" 2>/dev/null; then
-    log "server exited; last log lines:"; tail -n 30 "$DATA/stdout.log" >&2; exit 1
-  fi
-  sleep 1
-done
-log "not ready after ${TIMEOUT}s; last log lines:"; tail -n 30 "$DATA/stdout.log" >&2
-exit 1
+wait_ready "$URL" "$DATA" "$TIMEOUT"

@@ -13,27 +13,21 @@
 # Env: OS_PORT (9201), OS_HEAP (768m), JAVA_HOME, VECLEAK_SERVERS_DIR (<repo>/.servers),
 #      OS_START_TIMEOUT (seconds, 120).
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 PORT="${OS_PORT:-9201}"
 HEAP="${OS_HEAP:-768m}"
-CACHE="${VECLEAK_SERVERS_DIR:-$ROOT/.servers}"
 TIMEOUT="${OS_START_TIMEOUT:-120}"
 URL="http://127.0.0.1:${PORT}"
 SRC="$ROOT/tests/servers/opensearch-launcher"
 BUILD="$CACHE/opensearch-launcher"
 
-log() { echo "start-opensearch: $*" >&2; }
-
-if curl -fsS -m 2 "${URL}/_cluster/health" >/dev/null 2>&1; then
-  log "already running at ${URL}"
-  exit 0
-fi
+exit_if_running "$URL"
 
 JAVA="java"
 [[ -n "${JAVA_HOME:-}" && -x "$JAVA_HOME/bin/java" ]] && JAVA="$JAVA_HOME/bin/java"
-command -v "$JAVA" >/dev/null || { log "java not found"; exit 2; }
-command -v mvn >/dev/null || { log "mvn not found"; exit 2; }
+require "$JAVA"
+require mvn
 
 mkdir -p "$CACHE"
 # Rebuild when the launcher sources or pom are newer than the last build stamp.
@@ -47,24 +41,10 @@ fi
 HOME_DIR="$CACHE/os-${PORT}"
 mkdir -p "$HOME_DIR"
 log "starting OpenSearch on ${URL} (log: ${HOME_DIR}/stdout.log)"
-# setsid: the server must outlive this script and not take signals meant for the caller's group.
-setsid "$JAVA" "-Xms${HEAP}" "-Xmx${HEAP}" \
+start_detached "$HOME_DIR" "$JAVA" "-Xms${HEAP}" "-Xmx${HEAP}" \
   -Dopensearch.set.netty.runtime.available.processors=false \
   -Djava.io.tmpdir="$HOME_DIR" \
   -cp "$BUILD/classes:$BUILD/lib/*:$BUILD/knn/*" \
-  vecleak.servers.OpenSearchLauncher "$PORT" "$HOME_DIR" \
-  >"$HOME_DIR/stdout.log" 2>&1 </dev/null &
-echo $! >"$HOME_DIR/pid"
+  vecleak.servers.OpenSearchLauncher "$PORT" "$HOME_DIR"
 
-for _ in $(seq "$TIMEOUT"); do
-  if curl -fsS -m 2 "${URL}/_cluster/health?wait_for_status=yellow&timeout=1s" >/dev/null 2>&1; then
-    log "ready at ${URL}"
-    exit 0
-  fi
-  if ! kill -0 "$(cat "$HOME_DIR/pid")" 2>/dev/null; then
-    log "server exited; last log lines:"; tail -n 30 "$HOME_DIR/stdout.log" >&2; exit 1
-  fi
-  sleep 1
-done
-log "not ready after ${TIMEOUT}s; last log lines:"; tail -n 30 "$HOME_DIR/stdout.log" >&2
-exit 1
+wait_ready "$URL" "$HOME_DIR" "$TIMEOUT"

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Stop the servers started by start-elasticsearch.sh / start-opensearch.sh (by their pid files only).
 set -uo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-CACHE="${VECLEAK_SERVERS_DIR:-$ROOT/.servers}"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 for pidfile in "$CACHE"/es-*/pid "$CACHE"/os-*/pid; do
   [[ -f "$pidfile" ]] || continue
   pid="$(cat "$pidfile")"
