@@ -11,6 +11,10 @@ import numpy as np
 import orjson
 import pytest
 
+from scanner.model import Diagnostic, Finding, Record
+from scanner.pipeline import Pipeline
+from scanner.sources.files import FileSource
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -40,6 +44,22 @@ def unit_vectors(n: int, dim: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     v = rng.standard_normal((n, dim)).astype(np.float32)
     return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def scan_paths(*paths: Path | str) -> tuple[list[Finding], list[Diagnostic]]:
+    """Scan files or folders through a default Pipeline: the findings, and every problem (the
+    source's and the pipeline's) as a Diagnostic. One helper, so the file tests read files one way."""
+    pipeline = Pipeline()
+    findings: list[Finding] = []
+    diagnostics: list[Diagnostic] = []
+    for item in FileSource([str(p) for p in paths]).records():
+        if isinstance(item, Record):
+            result = pipeline.scan(item)
+            findings.extend(result.findings)
+            diagnostics.extend(result.diagnostics)
+        else:
+            diagnostics.append(item)
+    return findings, diagnostics
 
 
 def run_cli(

@@ -18,28 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import unit_vectors
-
-from scanner.model import Record
-from scanner.pipeline import Pipeline
-from scanner.sources.files import FileSource
+from conftest import scan_paths, unit_vectors
 
 REPO = Path(__file__).resolve().parent.parent
 V = unit_vectors(1, 384, seed=21)[0]
 VECTOR_LINE = json.dumps({"msg": "embedded", "embedding": [float(x) for x in V]}).encode() + b"\n"
-
-
-def scan(*paths: Path | str):
-    pipeline = Pipeline()
-    findings, diagnostics = [], []
-    for item in FileSource([str(p) for p in paths]).records():
-        if isinstance(item, Record):
-            result = pipeline.scan(item)
-            findings.extend(result.findings)
-            diagnostics.extend(result.diagnostics)
-        else:
-            diagnostics.append(item)
-    return findings, diagnostics
 
 
 def kinds(diagnostics) -> list[str]:
@@ -49,7 +32,7 @@ def kinds(diagnostics) -> list[str]:
 def test_invalid_utf8_is_counted_and_the_vector_still_found(tmp_path):
     path = tmp_path / "latin1.log"
     path.write_bytes(b"caf\xe9 \xff\xfe broken\n" + VECTOR_LINE)
-    findings, diagnostics = scan(path)
+    findings, diagnostics = scan_paths(path)
     assert kinds(diagnostics) == ["invalid-utf8"]
     assert diagnostics[0].line == 1
     assert [f.line for f in findings] == [2]
@@ -58,7 +41,7 @@ def test_invalid_utf8_is_counted_and_the_vector_still_found(tmp_path):
 def test_nul_bytes(tmp_path):
     path = tmp_path / "nul.log"
     path.write_bytes(b"a\x00b\x00c\n" + VECTOR_LINE)
-    findings, diagnostics = scan(path)
+    findings, diagnostics = scan_paths(path)
     assert "nul-bytes" in kinds(diagnostics)
     assert len(findings) == 1
 
@@ -66,7 +49,7 @@ def test_nul_bytes(tmp_path):
 def test_binary_garbage(tmp_path):
     path = tmp_path / "garbage.bin"
     path.write_bytes(np.random.default_rng(3).bytes(2 * 1024 * 1024))
-    findings, diagnostics = scan(path)
+    findings, diagnostics = scan_paths(path)
     assert findings == []
     assert {"invalid-utf8", "nul-bytes"} & set(kinds(diagnostics))
 
@@ -74,7 +57,7 @@ def test_binary_garbage(tmp_path):
 def test_empty_file_is_not_a_problem(tmp_path):
     path = tmp_path / "empty.log"
     path.write_bytes(b"")
-    assert scan(path) == ([], [])
+    assert scan_paths(path) == ([], [])
 
 
 def test_nan_and_inf_values_are_counted(tmp_path):
@@ -85,7 +68,7 @@ def test_nan_and_inf_values_are_counted(tmp_path):
     path.write_text(
         json.dumps({"embedding": few}) + "\n" + json.dumps({"embedding": many}) + "\n", encoding="utf-8"
     )
-    findings, diagnostics = scan(path)
+    findings, diagnostics = scan_paths(path)
     assert [f.line for f in findings] == [1]  # one NaN among 384 is reported; 110 of 384 is not a vector
     assert any("NaN" in r for r in findings[0].reasons)
     non_finite = [d for d in diagnostics if d.kind == "non-finite"]
@@ -96,7 +79,7 @@ def test_truncated_base64_vector(tmp_path):
     text = json.dumps({"data": [{"embedding": base64.b64encode(V.astype("<f4").tobytes()).decode()}]})
     path = tmp_path / "cut.log"
     path.write_bytes(text[:1500].encode() + b"\n" + VECTOR_LINE)
-    findings, diagnostics = scan(path)
+    findings, diagnostics = scan_paths(path)
     assert "truncated-base64" in kinds(diagnostics)
     assert [(f.candidate.encoding, f.candidate.truncated) for f in findings] == [
         ("base64-f32le", True),
@@ -111,7 +94,7 @@ def test_deeply_nested_json(tmp_path):
     )
     with open(path, "ab") as fh:
         fh.write(VECTOR_LINE)
-    findings, diagnostics = scan(path)
+    findings, diagnostics = scan_paths(path)
     assert [f.line for f in findings] == [3]
     assert "detector-error" not in kinds(diagnostics)
 
@@ -131,7 +114,7 @@ def test_gzip_file_corrupt_and_truncated(tmp_path):
     truncated.write_bytes(good[: len(good) // 2])
     corrupt = tmp_path / "corrupt.log.gz"
     corrupt.write_bytes(good[:20] + bytes(200) + good[220:])
-    findings, diagnostics = scan(truncated, corrupt)
+    findings, diagnostics = scan_paths(truncated, corrupt)
     assert kinds(diagnostics).count("corrupt-compressed") == 2
     assert {d.source for d in diagnostics} == {str(truncated), str(corrupt)}
     # What came out before the damage was scanned.
@@ -144,7 +127,7 @@ def test_vcr_binary_gzip_corrupt_and_truncated(tmp_path):
     path.write_bytes(
         _cassette(body) + _cassette(body[: len(body) * 2 // 3]) + _cassette(body[:10] + bytes(40) + body[50:])
     )
-    findings, diagnostics = scan(path)
+    findings, diagnostics = scan_paths(path)
     assert "truncated-gzip" in kinds(diagnostics)
     assert "corrupt-gzip" in kinds(diagnostics)
     whole = [f for f in findings if not f.candidate.truncated]
@@ -157,7 +140,7 @@ def test_unreadable_paths_root_proof(tmp_path):
     (tmp_path / "afile").write_bytes(b"x\n")
     good = tmp_path / "good.log"
     good.write_bytes(VECTOR_LINE)
-    findings, diagnostics = scan(
+    findings, diagnostics = scan_paths(
         tmp_path / "dangling", tmp_path / "fifo", tmp_path / "afile" / "child", tmp_path / "nope", good
     )
     assert kinds(diagnostics) == ["unreadable"] * 4
@@ -167,7 +150,7 @@ def test_unreadable_paths_root_proof(tmp_path):
 def test_fifo_inside_a_scanned_directory_does_not_block(tmp_path):
     os.mkfifo(tmp_path / "fifo")
     (tmp_path / "good.log").write_bytes(VECTOR_LINE)
-    findings, diagnostics = scan(tmp_path)
+    findings, diagnostics = scan_paths(tmp_path)
     assert kinds(diagnostics) == ["unreadable"]
     assert len(findings) == 1
 

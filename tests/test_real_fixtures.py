@@ -12,11 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FIXTURES, alerts, run_cli
-
-from scanner.model import Record
-from scanner.pipeline import Pipeline
-from scanner.sources.files import FileSource
+from conftest import FIXTURES, alerts, run_cli, scan_paths
 
 pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"real fixtures not found at {FIXTURES}")
 
@@ -51,19 +47,6 @@ def fixture(fragment: str) -> Path:
     return matches[0]
 
 
-def scan_file(path: Path):
-    pipeline = Pipeline()
-    findings, diagnostics = [], []
-    for item in FileSource([str(path)]).records():
-        if isinstance(item, Record):
-            result = pipeline.scan(item)
-            findings.extend(result.findings)
-            diagnostics.extend(result.diagnostics)
-        else:
-            diagnostics.append(item)
-    return findings, diagnostics
-
-
 def line_of(path: Path, needle: bytes, nth: int = 0) -> int:
     lines = [i + 1 for i, text in enumerate(path.read_bytes().split(b"\n")) if needle in text]
     return lines[nth]
@@ -78,7 +61,7 @@ def test_every_fixture_is_covered():
 @pytest.mark.parametrize("row", sorted(EXPECTED))
 def test_vectors_found_with_dim_encoding_and_count(row):
     fragment, expected = EXPECTED[row]
-    findings, diagnostics = scan_file(fixture(fragment))
+    findings, diagnostics = scan_paths(fixture(fragment))
     findings = [f for f in findings if f.kind == "embedding"]  # not the plaintext-beside-vector ones
     got = Counter((f.candidate.dim, f.candidate.encoding) for f in findings)
     assert dict(got) == expected
@@ -88,23 +71,23 @@ def test_vectors_found_with_dim_encoding_and_count(row):
 
 @pytest.mark.parametrize("row", [r for r in sorted(EXPECTED) if r not in (5, 14, 15)])
 def test_normalised_providers_give_unit_norm(row):
-    findings, _ = scan_file(fixture(EXPECTED[row][0]))
+    findings, _ = scan_paths(fixture(EXPECTED[row][0]))
     norms = [float(np.linalg.norm(f.candidate.values)) for f in findings]
     assert norms and all(abs(n - 1.0) < 1e-3 for n in norms), norms
 
 
 def test_ollama_legacy_vector_is_unnormalised_and_still_found():
-    (finding,), _ = scan_file(fixture(EXPECTED[5][0]))
+    (finding,), _ = scan_paths(fixture(EXPECTED[5][0]))
     assert float(np.linalg.norm(finding.candidate.values)) == pytest.approx(143.65, abs=0.01)
     assert finding.candidate.precision == "f64-widened"
 
 
 def test_precision_signatures():
-    (mistral,), _ = scan_file(fixture(EXPECTED[4][0]))
+    (mistral,), _ = scan_paths(fixture(EXPECTED[4][0]))
     assert mistral.candidate.precision == "fp16"
-    cohere, _ = scan_file(fixture(EXPECTED[3][0]))
+    cohere, _ = scan_paths(fixture(EXPECTED[3][0]))
     assert {f.candidate.precision for f in cohere} == {"fp16"}
-    pinecone, _ = scan_file(fixture(EXPECTED[7][0]))
+    pinecone, _ = scan_paths(fixture(EXPECTED[7][0]))
     query = [f for f in pinecone if f.candidate.encoding == "json-array-pretty"]
     assert [f.candidate.precision for f in query] == ["f64-widened"]
     assert [f.candidate.key for f in query] == ["vector"]
@@ -112,18 +95,18 @@ def test_precision_signatures():
 
 def test_toy_and_tiny_vectors_raise_nothing():
     for row in (14, 15):
-        findings, _ = scan_file(fixture(EXPECTED[row][0]))
+        findings, _ = scan_paths(fixture(EXPECTED[row][0]))
         assert findings == []
 
 
 def test_line_numbers_point_at_the_payload():
     ruby = fixture(EXPECTED[8][0])
-    (finding,), _ = scan_file(ruby)
+    (finding,), _ = scan_paths(ruby)
     assert finding.line == line_of(ruby, b'"embedding": [')
     assert finding.offset == ruby.read_bytes().index(b"[", ruby.read_bytes().index(b'"embedding": ['))
 
     spans = fixture(EXPECTED[9][0])
-    findings, _ = scan_file(spans)
+    findings, _ = scan_paths(spans)
     findings = [f for f in findings if f.kind == "embedding"]
     assert sorted(f.line for f in findings) == [
         line_of(spans, b'"ai.embeddings": [') + 1,
@@ -133,20 +116,20 @@ def test_line_numbers_point_at_the_payload():
 
     # A vector inside a gzipped !!binary body is located at the !!binary scalar.
     openai = fixture(EXPECTED[1][0])
-    findings, _ = scan_file(openai)
+    findings, _ = scan_paths(openai)
     assert sorted(f.line for f in findings) == [line_of(openai, b"!!binary", n) for n in range(4)]
 
     tei = fixture(EXPECTED[13][0])
-    findings, _ = scan_file(tei)
+    findings, _ = scan_paths(tei)
     assert sorted(f.line for f in findings) == [line_of(tei, b"- - ", n) for n in range(3)]
 
 
 def test_the_same_vector_twice_hashes_the_same():
-    findings, _ = scan_file(fixture(EXPECTED[9][0]))
+    findings, _ = scan_paths(fixture(EXPECTED[9][0]))
     assert len({f.sha256 for f in findings}) == 1
-    tei, _ = scan_file(fixture(EXPECTED[13][0]))
+    tei, _ = scan_paths(fixture(EXPECTED[13][0]))
     assert len({f.sha256 for f in tei}) == 1
-    litellm, _ = scan_file(fixture(EXPECTED[16][0]))
+    litellm, _ = scan_paths(fixture(EXPECTED[16][0]))
     assert len({f.sha256 for f in litellm}) == 3
 
 
@@ -165,7 +148,7 @@ def test_cli_scan_of_the_fixture_directory():
         assert "values" not in vector  # never the raw vector
     for fragment, expected in EXPECTED.values():
         path = fixture(fragment)
-        findings, _ = scan_file(path)
+        findings, _ = scan_paths(path)
         assert cli.get(str(path), set()) == {
             (f.candidate.dim, f.candidate.encoding, f.sha256) for f in findings
         }, fragment

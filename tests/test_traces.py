@@ -19,10 +19,14 @@ from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk._logs.export import (
+    InMemoryLogRecordExporter,
+    LogRecordExporter,
+    SimpleLogRecordProcessor,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from scanner.model import vector_sha256
@@ -76,6 +80,22 @@ def _emit_log(provider: LoggerProvider, vec: np.ndarray) -> None:
     )
 
 
+def _emit_all(
+    vecs: dict[str, np.ndarray], spans: SpanExporter, logs: LogRecordExporter
+) -> dict[str, tuple[str, str, str]]:
+    """Send the planted spans, then the planted log record, through real SDK providers into the
+    ``spans`` / ``logs`` exporters; each provider is shut down, which flushes it."""
+    tp = TracerProvider(resource=_resource())
+    tp.add_span_processor(SimpleSpanProcessor(spans))
+    where = _emit_spans(tp, vecs)
+    tp.shutdown()
+    lp = LoggerProvider(resource=_resource())
+    lp.add_log_record_processor(SimpleLogRecordProcessor(logs))
+    _emit_log(lp, vecs["log"])
+    lp.shutdown()
+    return where
+
+
 def _resource() -> Resource:
     return Resource.create({"service.name": SERVICE})
 
@@ -117,16 +137,9 @@ def _wait_for(path: Path, pred, timeout: float = 30) -> list[dict]:
 @pytest.fixture(scope="module")
 def sdk_capture() -> tuple[list, list, dict, np.ndarray]:
     spans_mem = InMemorySpanExporter()
-    tp = TracerProvider(resource=_resource())
-    tp.add_span_processor(SimpleSpanProcessor(spans_mem))
-    vecs = _planted(1)
-    where = _emit_spans(tp, vecs)
-    tp.shutdown()
     logs_mem = InMemoryLogRecordExporter()
-    lp = LoggerProvider(resource=_resource())
-    lp.add_log_record_processor(SimpleLogRecordProcessor(logs_mem))
-    _emit_log(lp, vecs["log"])
-    lp.shutdown()
+    vecs = _planted(1)
+    where = _emit_all(vecs, spans_mem, logs_mem)
     return list(spans_mem.get_finished_spans()), list(logs_mem.get_finished_logs()), where, vecs["log"]
 
 
@@ -227,18 +240,11 @@ def test_receiver_with_real_sdk_exporters(tmp_path: Path) -> None:
     out = tmp_path / "alerts.jsonl"
     vecs = _planted(2)
     with vecleak_serve(out) as port:
-        tp = TracerProvider(resource=_resource())
-        tp.add_span_processor(
-            SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"http://127.0.0.1:{port}/v1/traces", compression=Compression.Gzip))
-        )  # fmt: skip
-        where = _emit_spans(tp, vecs)
-        tp.shutdown()
-        lp = LoggerProvider(resource=_resource())
-        lp.add_log_record_processor(
-            SimpleLogRecordProcessor(OTLPLogExporter(endpoint=f"http://127.0.0.1:{port}/v1/logs"))
+        where = _emit_all(
+            vecs,
+            OTLPSpanExporter(endpoint=f"http://127.0.0.1:{port}/v1/traces", compression=Compression.Gzip),
+            OTLPLogExporter(endpoint=f"http://127.0.0.1:{port}/v1/logs"),
         )
-        _emit_log(lp, vecs["log"])
-        lp.shutdown()
         everything = {*where, vector_sha256(vecs["log"])}
         docs = _wait_for(out, lambda ds: everything <= set(_by_sha(ds)))
     _assert_identity(docs, where)
@@ -313,18 +319,11 @@ def test_redacting_proxy_forwards_no_vector(tmp_path: Path) -> None:
     vecs = _planted(3)
     try:
         with vecleak_serve(out, "--forward", f"http://127.0.0.1:{capture.port}", "--redact") as port:
-            tp = TracerProvider(resource=_resource())
-            tp.add_span_processor(
-                SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"http://127.0.0.1:{port}/v1/traces"))
+            where = _emit_all(
+                vecs,
+                OTLPSpanExporter(endpoint=f"http://127.0.0.1:{port}/v1/traces"),
+                OTLPLogExporter(endpoint=f"http://127.0.0.1:{port}/v1/logs"),
             )
-            where = _emit_spans(tp, vecs)
-            tp.shutdown()
-            lp = LoggerProvider(resource=_resource())
-            lp.add_log_record_processor(
-                SimpleLogRecordProcessor(OTLPLogExporter(endpoint=f"http://127.0.0.1:{port}/v1/logs"))
-            )
-            _emit_log(lp, vecs["log"])
-            lp.shutdown()
             deadline = time.monotonic() + 30
             while len(capture.requests) < 4 and time.monotonic() < deadline:
                 time.sleep(0.05)
