@@ -60,7 +60,8 @@ def _server(env_name: str, default: str, script: str, port_env: str) -> Iterator
     finally:
         if not os.environ.get("VECLEAK_TEST_KEEP_SERVERS"):
             port = urlparse(url).port
-            pidfile = REPO / ".servers" / f"{'es' if port_env == 'ES_PORT' else 'os'}-{port}" / "pid"
+            servers_dir = Path(os.environ.get("VECLEAK_SERVERS_DIR") or REPO / ".servers")
+            pidfile = servers_dir / f"{'es' if port_env == 'ES_PORT' else 'os'}-{port}" / "pid"
             if pidfile.exists():
                 pid = int(pidfile.read_text().strip())
                 # The start script ran the server under setsid: its process group holds the JVM(s).
