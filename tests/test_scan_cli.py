@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import bz2
 import gzip
 import hashlib
 import json
+import lzma
 import os
 import stat
 
@@ -116,6 +118,20 @@ def test_stdin_and_compressed(tmp_path):
         fh.write(b"a\nb\n" + line)
     res = run_cli("scan", str(tmp_path / "old.log.1.gz"), "--format", "jsonl")
     assert {d["vecleak"]["location"]["line"] for d in alerts(res.stdout)} == {3}
+
+
+def test_bzip2_and_xz_logs(tmp_path):
+    v = unit_vectors(1, 384, seed=2)[0]
+    text = b"a\nb\n" + f"x={v.tolist()}\n".encode()
+    (tmp_path / "old.log.2.bz2").write_bytes(bz2.compress(text))
+    (tmp_path / "old.log.3.xz").write_bytes(lzma.compress(text))
+    res = run_cli("scan", str(tmp_path), "--format", "jsonl")
+    assert res.returncode == 3, res.stderr
+    found = {
+        (os.path.basename(d["log"]["file"]["path"]), d["vecleak"]["location"]["line"])
+        for d in alerts(res.stdout)
+    }
+    assert found == {("old.log.2.bz2", 3), ("old.log.3.xz", 3)}
 
 
 def test_include_exclude_globs(tmp_path):

@@ -200,8 +200,11 @@ def _maybe_decompress(raw: BinaryIO) -> tuple[BinaryIO, str | None]:
     raw.seek(0)
     for magic, kind in _MAGIC:
         if head.startswith(magic):
-            opener = {"gzip": gzip.GzipFile, "bz2": bz2.BZ2File, "xz": lzma.LZMAFile}[kind]
-            return opener(fileobj=raw, mode="rb"), kind  # type: ignore[return-value]
+            if kind == "gzip":
+                return gzip.GzipFile(fileobj=raw, mode="rb"), kind  # type: ignore[return-value]
+            # BZ2File and LZMAFile take the file object as their first argument (no ``fileobj=``).
+            opener = bz2.BZ2File if kind == "bz2" else lzma.LZMAFile
+            return opener(raw, mode="rb"), kind  # type: ignore[return-value]
     return raw, None
 
 
