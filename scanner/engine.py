@@ -114,9 +114,14 @@ class Engine:
 
     def feed(self, record: Record) -> list[Alert]:
         """Scan one record and deliver its new alerts; returns them (the daemon checkpoints after)."""
+        return self.feed_scanned(len(record.data), self.pipeline.scan(record))
+
+    def feed_scanned(self, size: int, result: ScanResult) -> list[Alert]:
+        """:meth:`feed` for a record of ``size`` bytes that was scanned elsewhere (a worker process
+        of :mod:`scanner.parallel`): everything stateful happens here, in the order records come."""
         self.stats.records += 1
-        self.stats.bytes += len(record.data)
-        return self._consume(self.pipeline.scan(record))
+        self.stats.bytes += size
+        return self._consume(result)
 
     def feed_batch(
         self, records: Sequence[Record], decoded: Sequence[tuple[Record, Candidate]] = ()

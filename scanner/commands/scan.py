@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
+from scanner import parallel
 from scanner.cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, error
 from scanner.engine import Engine, load_baseline, write_baseline
 from scanner.enrichment import SampledInversion
@@ -34,8 +36,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--exclude", action="append", default=[], metavar="GLOB", help="skip files matching (repeatable)"
     )
+    p.add_argument(
+        "--jobs",
+        type=_jobs,
+        default=1,
+        metavar="N",
+        help="worker processes that scan (default 1: no workers); auto: one per CPU this process may use."
+        " Output is the same as with 1",
+    )
     add_invert_options(p)
     p.set_defaults(func=run)
+
+
+def _jobs(text: str) -> int:
+    return parallel.available_cpus() if text == "auto" else _positive_int(text)
 
 
 def add_invert_options(p: argparse.ArgumentParser) -> None:
@@ -230,26 +244,37 @@ def run(args: argparse.Namespace) -> int:
     source = FileSource(args.paths, include=args.include, exclude=args.exclude)
     show = not args.no_progress and sys.stderr.isatty()
     try:
-        if show:
-            with Progress(
-                "[progress.description]{task.description}",
-                BarColumn(),
-                DownloadColumn(),
-                TransferSpeedColumn(),
-                TimeRemainingColumn(),
-                console=Console(file=sys.stderr),
-                transient=True,
-            ) as bar:
-                task = bar.add_task("scanning", total=None)
+        # Workers are forked first: before the progress bar's thread exists.
+        with parallel.open_pool(args.jobs, engine.pipeline, source) as pool:
+            if show:
+                with Progress(
+                    "[progress.description]{task.description}",
+                    BarColumn(),
+                    DownloadColumn(),
+                    TransferSpeedColumn(),
+                    TimeRemainingColumn(),
+                    console=Console(file=sys.stderr),
+                    transient=True,
+                ) as bar:
+                    task = bar.add_task("scanning", total=None)
 
-                def tick(_record: Any) -> None:
-                    bar.update(task, total=source.progress.total or None, completed=source.progress.done)
+                    def tick(_record: Any = None) -> None:
+                        bar.update(task, total=source.progress.total or None, completed=source.progress.done)
 
-                engine.run(source.records(), on_record=tick)
-        else:
-            engine.run(source.records())
-    except OSError as exc:
+                    _scan(engine, source, pool, tick)
+            else:
+                _scan(engine, source, pool, None)
+    except (OSError, parallel.WorkerError) as exc:
         error(str(exc))
         engine.close(source.progress.files)
         return EXIT_ERROR
     return finish(args, engine, fail_on, source.progress.files)
+
+
+def _scan(
+    engine: Engine, source: FileSource, pool: parallel.Pool | None, tick: Callable[[], None] | None
+) -> None:
+    if pool is None:
+        engine.run(source.records(), on_record=None if tick is None else lambda _record: tick())
+    else:
+        pool.scan(engine, source, tick)

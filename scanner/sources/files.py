@@ -58,6 +58,16 @@ class FileSource:
     progress: Progress = field(default_factory=Progress)
 
     def records(self) -> Iterator[Record | Diagnostic]:
+        targets = yield from self.targets()
+        for display, real in targets:
+            yield from self.read_one(display, real)
+
+    def targets(self) -> Generator[Diagnostic, None, list[tuple[str, str]]]:
+        """Yield the arguments that cannot be read; return ``(display, real)`` of each file, in order.
+
+        Also sets ``progress.total``. ``-`` stands for stdin. :mod:`scanner.parallel` walks the same
+        list, so both paths see the same files in the same order.
+        """
         targets: list[tuple[str, str]] = []
         for arg in self.paths:
             if arg == "-":
@@ -74,8 +84,7 @@ class FileSource:
             if real != "-":
                 with contextlib.suppress(OSError):
                     self.progress.total += os.path.getsize(real)
-        for display, real in targets:
-            yield from self._read_one(display, real)
+        return targets
 
     def _walk(self, root: str, targets: list[tuple[str, str]]) -> Iterator[Diagnostic]:
         def onerror(exc: OSError) -> None:
@@ -100,7 +109,8 @@ class FileSource:
             return False
         return not any(fnmatch.fnmatch(rel, g) or fnmatch.fnmatch(name, g) for g in self.exclude)
 
-    def _read_one(self, display: str, real: str) -> Iterator[Record | Diagnostic]:
+    def read_one(self, display: str, real: str) -> Iterator[Record | Diagnostic]:
+        """One file (or ``-``) of :meth:`targets`, whole: decompressed, or decoded as a trace export."""
         if real == "-":
             source = SourceRef(kind="stdin", display="-", identity="stdin")
             yield from read_stream(sys.stdin.buffer, source, self)
@@ -115,7 +125,7 @@ class FileSource:
         self.progress.files += 1
         try:
             stat = os.fstat(raw.fileno())
-            source = SourceRef(kind="file", display=display, identity=f"file:{os.path.abspath(real)}")
+            source = file_source(display, real)
             if not _is_regular(stat.st_mode):
                 yield Diagnostic("unreadable", f"{display}: not a regular file", display)
                 return
@@ -129,6 +139,12 @@ class FileSource:
             self.progress.done = before + stat.st_size
         finally:
             raw.close()
+
+
+def file_source(display: str, real: str) -> SourceRef:
+    """The source of a file's findings: its identity is the absolute path, so it hashes the same
+    whichever directory argument found it."""
+    return SourceRef(kind="file", display=display, identity=f"file:{os.path.abspath(real)}")
 
 
 class _Prefixed(io.RawIOBase):
@@ -214,14 +230,21 @@ def read_stream(
     limits: FileSource | None = None,
     raw: BinaryIO | None = None,
     compressed: str | None = None,
-) -> Iterator[Record | Diagnostic]:
-    """Cut a byte stream into Records of whole lines, bounded in size; decode errors become Diagnostics."""
+    offset: int = 0,
+    pending: bytes = b"",
+    stop: int | None = None,
+) -> Generator[Record | Diagnostic, None, int]:
+    """Cut a byte stream into Records of whole lines, bounded in size; decode errors become Diagnostics.
+
+    Returns the line number after the last byte read. ``offset``, ``pending`` and ``stop`` let
+    :func:`read_range` resume at one of this reader's own cuts (``pending``: the rest of the block
+    read before it, found at ``offset``) and end at another (``stop``); the default reads all.
+    """
     block_size = limits.block_size if limits else BLOCK_SIZE
     max_record = limits.max_record if limits else MAX_RECORD
     overlap = limits.overlap if limits else OVERLAP
     progress = limits.progress if limits else None
-    buf = b""
-    offset = 0
+    buf = pending
     line = 1
     long_line_reported = False
     failed = False
@@ -256,6 +279,8 @@ def read_stream(
             record = yield from _record(block, source, offset, line)
             line = record.line_at(len(block))
             offset += len(block)
+            if stop is not None and offset >= stop:
+                return line
             continue
         buf = buf + chunk if buf else chunk
         cut = _safe_cut(buf)
@@ -283,8 +308,80 @@ def read_stream(
         record = yield from _record(block, source, offset, line)
         line = record.line_at(len(block))
         offset += len(block)
+        if stop is not None and offset >= stop:
+            return line
     if buf:
-        yield from _record(buf, source, offset, line)
+        record = yield from _record(buf, source, offset, line)
+        line = record.line_at(len(buf))
+    return line
+
+
+def split_points(real: str, block_size: int, range_size: int) -> list[tuple[int, int]] | None:
+    """Where to cut a large plain file into ranges that :func:`read_range` can scan on their own.
+
+    Returns ``(start, end of the block holding the cut)`` per range, the first ``(0, 0)``, or None
+    when the file is to be read whole by :meth:`FileSource.read_one` (too small to split, not a
+    regular file, compressed, or a trace export).
+
+    A cut is one that :func:`read_stream` is sure to make whatever came before: its fast path
+    cuts each full block it reads at the block's last safe newline (:func:`_last_safe_newline`,
+    which looks at the block's last megabyte only) whenever there is one. So a range that starts
+    there, with the rest of that block pending, is read into exactly the records (and input
+    diagnostics) a serial read produces, and so are long lines and multi-line payloads within it.
+    Finding a cut costs one read of a megabyte; none of the bytes between cuts are read here.
+    """
+    from scanner import traces
+
+    try:
+        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        stat = os.fstat(fd)
+        size = stat.st_size
+        if not _is_regular(stat.st_mode) or size < 2 * range_size:
+            return None
+        head = os.pread(fd, 65536, 0)
+        if any(head.startswith(magic) for magic, _ in _MAGIC) or traces.may_be_trace(head):
+            return None
+        tail = min(block_size, 1024 * 1024)  # the bytes _last_safe_newline looks at
+        step = max(1, range_size // block_size)
+        points = [(0, 0)]
+        k = step  # blocks read before the next cut: the cut sits in block k - 1
+        while (k + 1) * block_size < size:  # a full block, and a whole one after it
+            end = k * block_size
+            pos = _last_safe_newline(os.pread(fd, tail, end - tail))
+            if pos < 0:
+                k += 1  # a long line or a long run of continuation lines: try the next block
+                continue
+            points.append((end - tail + pos + 1, end))
+            k += step
+        return points if len(points) > 1 else None
+    finally:
+        os.close(fd)
+
+
+def read_range(
+    display: str,
+    real: str,
+    start: int,
+    block_end: int,
+    stop: int | None,
+    limits: FileSource | None = None,
+) -> Generator[Record | Diagnostic, None, int]:
+    """The records of ``[start, stop)`` of a plain file, as :func:`read_stream` cuts the whole file.
+
+    ``start`` and ``stop`` come from :func:`split_points` (``stop`` None: to the end). Blocks are
+    read at the same offsets as a serial read, so line numbers are the only thing that differs:
+    they count from 1 at ``start``. Returns the number of lines in the range (newlines).
+    """
+    with open(real, "rb") as raw:
+        raw.seek(start)
+        pending = raw.read(block_end - start)
+        line = yield from read_stream(
+            raw, file_source(display, real), limits, offset=start, pending=pending, stop=stop
+        )
+    return line - 1
 
 
 class _PartialRead(Exception):

@@ -1,0 +1,347 @@
+"""``vecleak scan --jobs N``: records scanned in worker processes, everything else here, in order.
+
+**What runs where.** Workers run :meth:`Pipeline.scan` (prefilter, detectors, classifier,
+fingerprint) on records they read themselves: that is where a scan spends its CPU. The main process
+keeps everything with state or order: the source pool, rules, dedup, baseline, noise control,
+inversion sampling, sinks, progress and summary. It replays each worker's results through
+:meth:`Engine.feed_scanned` in input order, record by record, so the output is the one ``--jobs 1``
+gives: same alerts in the same order, same lines, same diagnostics and counts.
+
+**Tasks.** A large plain file is cut into ranges of about ``range_size`` bytes, at cuts the serial
+reader makes anyway (:func:`~scanner.sources.files.split_points`), and a worker reads its range
+from the file itself (:func:`~scanner.sources.files.read_range`): no file bytes cross a pipe, only
+results, which are a small fraction of them. A range counts its lines from 1 and returns its
+newline count; the lines of the earlier ranges are added here. Every other file is one task, read
+whole by a worker: a small file, a compressed one (a gzip, bz2 or xz stream cannot be entered in
+the middle), a trace export (decoded as one document). Stdin is read here, in the main process: it
+can be read only once and in order, and a worker could only get its bytes through a pipe.
+
+**Memory** stays bounded: at most ``DEPTH`` tasks per worker are in flight; a task's results come
+as one message per ``range_size`` bytes read, and no more than ``AHEAD`` messages of a task that is
+not yet being replayed are taken from its worker (which then waits on its pipe).
+
+**Processes** are forked (Linux; ``fork`` is the default there): a worker inherits the rules,
+detectors and fingerprint catalogue already loaded in ``engine.pipeline`` and loads nothing per
+task. The pool is started before the progress bar and the inversion thread exist, and stdout is
+flushed first, so that no half-written output is copied. A worker that dies ends the scan with a
+:class:`WorkerError` rather than a hang; Ctrl-C stops the main process, which terminates the workers
+(they ignore SIGINT, so that only the main process decides).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import sys
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from scanner.engine import Engine
+from scanner.model import Diagnostic, Record
+from scanner.pipeline import Pipeline, ScanResult
+from scanner.sources.files import FileSource, read_range, split_points
+
+RANGE_SIZE = 32 * 1024 * 1024  # eight 4 MB blocks: a task is ~0.1 s of work, its results a few KB
+DEPTH = 2  # tasks in flight per worker: one running, one queued, so no worker waits for the next
+AHEAD = 2  # result messages taken ahead from a worker before its task's turn
+
+
+class WorkerError(RuntimeError):
+    """A worker process died or failed; the scan cannot go on with its results missing."""
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (``taskset``, cgroup cpusets), which ``--jobs auto`` uses."""
+    return len(os.sched_getaffinity(0))
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One file, one range of a file, or stdin (``real == "-"``, read in the main process)."""
+
+    display: str
+    real: str
+    size: int
+    start: int = 0
+    block_end: int = 0
+    stop: int | None = None
+    ranged: bool = False
+    first: bool = True  # the first range of its file (or a whole file)
+
+
+def plan(source: FileSource, targets: Iterable[tuple[str, str]], range_size: int) -> Iterator[Task]:
+    """The tasks for ``targets`` (from :meth:`FileSource.targets`), in order, planned as they are needed."""
+    for display, real in targets:
+        size = 0
+        if real != "-":
+            with contextlib.suppress(OSError):
+                size = os.path.getsize(real)
+        points = split_points(real, source.block_size, range_size) if real != "-" else None
+        if points is None:
+            yield Task(display, real, size)
+            continue
+        for i, (start, block_end) in enumerate(points):
+            stop = points[i + 1][0] if i + 1 < len(points) else None
+            yield Task(display, real, (stop or size) - start, start, block_end, stop, True, i == 0)
+
+
+Event = Diagnostic | tuple[int, ScanResult]  # an input problem, or a record's size and scan result
+
+
+def _scan_task(task: Task, pipeline: Pipeline, limits: FileSource, batch: int) -> Iterator[tuple]:
+    """A task's messages: ``("batch", events)`` per ``batch`` bytes, then ``("done", events, newlines,
+    files opened)``. Events are in the order the serial reader yields them."""
+    if task.ranged:
+        items = read_range(task.display, task.real, task.start, task.block_end, task.stop, limits)
+    else:
+        opened = limits.progress.files
+        items = limits.read_one(task.display, task.real)
+    events: list[Event] = []
+    size = 0
+    while True:
+        try:
+            item = next(items)
+        except StopIteration as end:
+            newlines = end.value or 0
+            break
+        if isinstance(item, Diagnostic):
+            events.append(item)
+            continue
+        assert isinstance(item, Record)
+        events.append((len(item.data), pipeline.scan(item)))
+        size += len(item.data)
+        if size >= batch:
+            yield ("batch", events)
+            events, size = [], 0
+    files = int(task.first) if task.ranged else limits.progress.files - opened
+    yield ("done", events, newlines, files)
+
+
+def _work(conn: Connection, pipeline: Pipeline, limits: FileSource, batch: int, others: list) -> None:
+    """A worker's loop: tasks in, messages out, until told to stop or the main process is gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the inherited stdout is the main process's
+    for other in others:
+        other.close()  # the main ends of earlier workers' pipes: they must see EOF when it exits
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        messages = _scan_task(task, pipeline, limits, batch)
+        while True:
+            try:
+                msg = next(messages)
+            except StopIteration:
+                break
+            except OSError as exc:  # the file went away or cannot be read: as the serial scan reports it
+                msg = ("oserror", exc)
+            except Exception:  # noqa: BLE001 - a bug; the main process reports it and stops the scan
+                msg = ("crash", traceback.format_exc())
+            try:
+                conn.send(msg)
+            except (OSError, EOFError):
+                return  # the main process is gone
+            if msg[0] in ("oserror", "crash"):
+                break
+
+
+@dataclass(eq=False, slots=True)
+class _Worker:
+    process: Any
+    conn: Connection
+    tasks: deque[int]  # sequence numbers of the tasks sent and not fully received, in order
+
+
+class Pool:
+    """``jobs`` forked worker processes; :meth:`scan` runs a whole ``vecleak scan`` through them.
+
+    Use as a context manager: leaving it stops the workers, and terminates them on an error or
+    Ctrl-C.
+    """
+
+    def __init__(
+        self, jobs: int, pipeline: Pipeline, limits: FileSource, range_size: int = RANGE_SIZE
+    ) -> None:
+        self.range_size = range_size
+        self.workers: list[_Worker] = []
+        ctx = multiprocessing.get_context("fork")
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        try:
+            for _ in range(jobs):
+                here, there = ctx.Pipe()
+                others = [w.conn for w in self.workers]
+                process = ctx.Process(
+                    target=_work,
+                    args=(there, pipeline, limits, range_size, others),
+                    name="vecleak-scan",
+                    daemon=True,  # never outlives the main process
+                )
+                process.start()
+                there.close()
+                self.workers.append(_Worker(process, here, deque()))
+        except BaseException:
+            self.terminate()
+            raise
+
+    def __enter__(self) -> Pool:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.terminate()
+
+    def close(self) -> None:
+        """Tell idle workers to stop and wait for them."""
+        for w in self.workers:
+            with contextlib.suppress(OSError):
+                w.conn.send(None)
+        for w in self.workers:
+            w.process.join(5)
+        self.terminate()
+
+    def terminate(self) -> None:
+        for w in self.workers:
+            if w.process.is_alive():
+                w.process.terminate()
+        for w in self.workers:
+            w.process.join()
+            w.conn.close()
+        self.workers = []
+
+    def scan(self, engine: Engine, source: FileSource, on_progress: Callable[[], None] | None = None) -> None:
+        """What ``engine.run(source.records())`` does, with the records scanned by the workers."""
+        targets = []
+        items = source.targets()
+        while True:
+            try:
+                engine.report(next(items))
+            except StopIteration as end:
+                targets = end.value
+                break
+        self._run(engine, source, plan(source, targets, self.range_size), on_progress)
+
+    def _run(
+        self,
+        engine: Engine,
+        source: FileSource,
+        tasks: Iterator[Task],
+        on_progress: Callable[[], None] | None,
+    ) -> None:
+        order: deque[tuple[int, Task]] = deque()
+        inbox: dict[int, deque[tuple]] = {}
+        capacity = len(self.workers) * DEPTH
+        seq = 0
+        shift = 0  # lines of a file's ranges before the one being replayed
+
+        def refill() -> None:
+            nonlocal seq
+            while len(order) < capacity:
+                task = next(tasks, None)
+                if task is None:
+                    return
+                seq += 1
+                order.append((seq, task))
+                if task.real != "-":
+                    worker = min(self.workers, key=lambda w: len(w.tasks))
+                    worker.conn.send(task)
+                    worker.tasks.append(seq)
+                    inbox[seq] = deque()
+
+        refill()
+        while order:
+            head, task = order[0]
+            if task.real == "-":
+                engine.run(source.read_one(task.display, task.real))
+            else:
+                box = inbox[head]
+                while not box:
+                    self._receive(head, inbox, dict(order))
+                msg = box.popleft()
+                if msg[0] == "oserror":
+                    raise msg[1]
+                if msg[0] == "crash":
+                    raise WorkerError(f"a scan worker failed on {task.display}:\n{msg[1].rstrip()}")
+                if task.first:
+                    shift = 0
+                _replay(engine, msg[1], shift)
+                if msg[0] == "batch":
+                    continue
+                shift += msg[2]
+                source.progress.files += msg[3]
+                del inbox[head]
+            source.progress.done += task.size
+            order.popleft()
+            refill()
+            if on_progress is not None:
+                on_progress()
+
+    def _receive(self, head: int, inbox: dict[int, deque[tuple]], tasks: dict[int, Task]) -> None:
+        """Wait for messages and file them under their tasks; the head task's worker is always read."""
+        readable: dict[Any, _Worker] = {}
+        for w in self.workers:
+            if w.tasks and (w.tasks[0] == head or len(inbox[w.tasks[0]]) < AHEAD):
+                readable[w.conn] = w
+                readable[w.process.sentinel] = w
+        for ready in wait(list(readable)):
+            w = readable[ready]
+            if ready is not w.conn and w.conn.poll(0):
+                continue  # it exited, but its last messages (or EOF) are read first
+            if ready is not w.conn:
+                raise self._died(w, tasks)
+            try:
+                msg = w.conn.recv()
+            except (EOFError, OSError):
+                raise self._died(w, tasks) from None
+            inbox[w.tasks[0]].append(msg)
+            if msg[0] != "batch":
+                w.tasks.popleft()
+
+    def _died(self, w: _Worker, tasks: dict[int, Task]) -> WorkerError:
+        w.process.join(5)
+        code = w.process.exitcode
+        how = (
+            f"was killed by {signal.Signals(-code).name}"
+            if code is not None and code < 0
+            else f"exited with code {code}"
+        )
+        where = tasks[w.tasks[0]].display if w.tasks and w.tasks[0] in tasks else "?"
+        return WorkerError(
+            f"scan worker {w.process.pid} {how} while scanning {where}"
+            " (out of memory? see dmesg); the scan is incomplete"
+        )
+
+
+def _replay(engine: Engine, events: list[Event], shift: int) -> None:
+    """Feed a worker's events to the engine, with the lines of earlier ranges added."""
+    for event in events:
+        if isinstance(event, Diagnostic):
+            if shift and event.line is not None:
+                event.line += shift
+            engine.report(event)
+            continue
+        size, result = event
+        if shift:
+            for finding in result.findings:
+                finding.line += shift
+            for diag in result.diagnostics:
+                if diag.line is not None:
+                    diag.line += shift
+        engine.feed_scanned(size, result)
+
+
+def open_pool(jobs: int, pipeline: Pipeline, limits: FileSource) -> contextlib.AbstractContextManager:
+    """A :class:`Pool` for ``jobs`` > 1, else nothing (``--jobs 1`` is the serial scan, unchanged)."""
+    return Pool(jobs, pipeline, limits) if jobs > 1 else contextlib.nullcontext()

@@ -1,0 +1,294 @@
+"""``vecleak scan --jobs N`` gives the output of ``--jobs 1``: same alerts, order, lines, diagnostics.
+
+The big-file cases run through :class:`scanner.parallel.Pool` with small blocks and ranges, so a
+file of a few megabytes is cut into many ranges (the CLI's ranges are 32 MB); the rest go through
+the real CLI. Workers are real forked processes throughout.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import json
+import lzma
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO, jsonl, run_cli, unit_vectors
+
+from scanner.engine import Engine
+from scanner.model import Record
+from scanner.parallel import Pool, WorkerError, available_cpus
+from scanner.pipeline import Pipeline, ScanResult
+from scanner.rules import load_rules
+from scanner.sinks.jsonl import JsonlSink
+from scanner.sources.files import FileSource, split_points
+
+BLOCK = 64 * 1024
+RANGE = 256 * 1024
+
+
+def _normal(stdout: bytes) -> list[dict]:
+    """The jsonl events without what differs between two runs: the time they were written."""
+    docs = jsonl(stdout)
+    for doc in docs:
+        doc.pop("@timestamp", None)
+        doc.get("event", {}).pop("created", None)
+    return docs
+
+
+def _summary(stderr: bytes) -> str:
+    line = [ln for ln in stderr.decode().splitlines() if ln.startswith("vecleak:")][-1]
+    return re.sub(r" in [0-9.]+s", "", line)
+
+
+def _api_scan(paths: list[str], jobs: int, **limits: int) -> tuple[list[dict], dict]:
+    """Scan through the engine as ``vecleak scan`` does; the jsonl events and the summary."""
+    out = io.BytesIO()
+    engine = Engine(Pipeline(), load_rules(), [JsonlSink(out, owned=False)])
+    source = FileSource(paths, **limits)
+    if jobs == 1:
+        engine.run(source.records())
+    else:
+        with Pool(jobs, engine.pipeline, source, range_size=RANGE) as pool:
+            pool.scan(engine, source)
+    summary = engine.close(source.progress.files)
+    summary.pop("seconds")
+    return _normal(out.getvalue()), summary
+
+
+def _big_log(path: Path, size: int, seed: int = 0) -> list[int]:
+    """Noise with a payload across every block boundary: a pretty-printed JSON array, a numpy repr
+    (both multi-line), one-line lists (one under a ``vecleak:ignore`` marker, one after invalid UTF-8
+    and NUL bytes) and a line longer than ``max_record``; one-line vectors between boundaries too.
+    Returns the boundaries the payloads straddle."""
+    rng = np.random.default_rng(seed)
+    vecs = iter(unit_vectors(1000, 384, seed=seed + 1))
+    out = bytearray()
+    n = 0
+    straddled: list[int] = []
+    while len(out) < size:
+        boundary = (len(out) // BLOCK + 1) * BLOCK
+        while len(out) < boundary - 1500:
+            n += 1
+            out += f"2026-11-26T10:00:{n % 60:02d} INFO req={rng.integers(1 << 30)} path=/api/items ok\n".encode()
+            if n % 400 == 0 and len(out) < boundary - 20_000:  # every other one under a marker
+                marker = "# vecleak:ignore\n" if n % 800 == 0 else ""
+                out += f"{marker}DEBUG emb={np.round(next(vecs), 6).tolist()}\n".encode()
+        kind = len(straddled) % 6
+        straddled.append(boundary)
+        listed = np.round(next(vecs), 6).tolist()
+        if kind == 0:
+            out += f"DEBUG body={json.dumps({'embedding': listed}, indent=2)}\n".encode()
+        elif kind == 1:
+            with np.printoptions(threshold=100_000):
+                out += f"DEBUG query vector: {np.array([listed], dtype=np.float32)!r}\n".encode()
+        elif kind == 2:
+            out += f"DEBUG emb={listed}\n".encode()
+        elif kind == 3:
+            out += f"DEBUG emb={listed} # vecleak:ignore\n".encode()
+        elif kind == 4:
+            out += b"WARN bad bytes \xff\xfe and \x00 here " + f"emb={listed}\n".encode()
+        else:
+            filler = "x" * 80_000
+            out += f"TRACE dump {filler} emb={listed} {filler}\n".encode()
+    path.write_bytes(bytes(out))
+    return straddled
+
+
+def test_big_plain_file_cut_into_ranges_same_as_serial(tmp_path: Path) -> None:
+    path = tmp_path / "big.log"
+    straddled = _big_log(path, 3_000_000)
+    points = split_points(str(path), BLOCK, RANGE)
+    assert points is not None and len(points) >= 8, points
+    cuts = [start for start, _ in points[1:]]
+    # A payload starts right at each cut (the last safe newline before a boundary) and crosses it.
+    assert all(any(0 < b - c < 4000 for b in straddled) for c in cuts), (cuts, straddled)
+    limits = {"block_size": BLOCK, "max_record": 128 * 1024, "overlap": 16 * 1024}
+    serial, s_summary = _api_scan([str(path)], 1, **limits)
+    parallel, p_summary = _api_scan([str(path)], 2, **limits)
+    found = [d for d in serial if d["event"]["kind"] == "alert"]
+    kinds = {d["vecleak"]["diagnostic"]["kind"] for d in serial if d["event"]["kind"] != "alert"}
+    assert {"long-line", "invalid-utf8", "nul-bytes"} <= kinds, kinds
+    encodings = {d["vecleak"]["vector"]["encoding"] for d in found}
+    assert {"python-list", "numpy-repr"} <= encodings, encodings
+    assert s_summary["ignored"] > 0 and s_summary["findings"] > 40, s_summary
+    assert max(d["vecleak"]["location"]["line"] for d in found) > 20_000
+    assert parallel == serial
+    assert p_summary == s_summary
+
+
+def test_ranges_without_safe_cuts_and_a_long_line_at_a_boundary(tmp_path: Path) -> None:
+    """Continuation lines for several blocks in a row: the cut moves to the next block that has one."""
+    v = unit_vectors(3, 384, seed=9)
+    head = "".join(f"INFO line {i}\n" for i in range(30_000)).encode()
+    indented = b"".join(b"  continued %d\n" % i for i in range(40_000))  # no safe newline for ~700 KB
+    text = head + f"emb={v[0].tolist()}\n".encode() + indented + f"emb={v[1].tolist()}\n".encode() + head
+    path = tmp_path / "runs.log"
+    path.write_bytes(text + f"last emb={v[2].tolist()}\n".encode())
+    limits = {"block_size": BLOCK, "max_record": 128 * 1024, "overlap": 16 * 1024}
+    assert len(split_points(str(path), BLOCK, RANGE) or []) >= 3
+    serial, s_summary = _api_scan([str(path)], 1, **limits)
+    assert len([d for d in serial if d["event"]["kind"] == "alert"]) >= 3
+    assert _api_scan([str(path)], 2, **limits) == (serial, s_summary)
+
+
+def _tree(tmp_path: Path, fixtures: Path | None = None) -> Path:
+    """A log directory as rotation leaves it: plain, .gz, .bz2, .xz, a corrupt gzip, an empty file."""
+    root = tmp_path / "logs"
+    (root / "app").mkdir(parents=True)
+    vecs = unit_vectors(12, 384, seed=4)
+
+    def log(i: int) -> bytes:
+        return (
+            "".join(f"2026-11-26 INFO request {j}\n" for j in range(200))
+            + f"2026-11-26 DEBUG emb={np.round(vecs[i], 6).tolist()}\n"
+            + f"DEBUG vecleak:ignore emb={np.round(vecs[i + 6], 6).tolist()}\n"
+        ).encode()
+
+    (root / "app" / "app.log").write_bytes(log(0) + log(1))
+    (root / "app" / "app.log.1.gz").write_bytes(gzip.compress(log(2)))
+    (root / "app" / "app.log.2.bz2").write_bytes(bz2.compress(log(3)))
+    (root / "app" / "app.log.3.xz").write_bytes(lzma.compress(log(4)))
+    whole = gzip.compress(log(5) * 20)
+    (root / "app" / "broken.log.gz").write_bytes(whole[: len(whole) * 2 // 3])
+    (root / "empty.log").write_bytes(b"")
+    if fixtures is not None:
+        shutil.copy(fixtures / "Arize-ai__openinference__js__packages__openinference-vercel__test____fixtures____v6-spans__ai-embed-doEmbed.json", root / "spans.json")  # fmt: skip
+    return root
+
+
+def _cli(*args: str, stdin: bytes | None = None) -> tuple[int, list[dict], str]:
+    res = run_cli("scan", *args, "--format", "jsonl", "--no-progress", stdin=stdin)
+    return res.returncode, _normal(res.stdout), _summary(res.stderr)
+
+
+def test_directory_with_compressed_and_corrupt_files_same_as_serial(
+    tmp_path: Path, fixtures_dir: Path
+) -> None:
+    root = _tree(tmp_path, fixtures_dir)
+    missing = str(tmp_path / "missing.log")
+    serial = _cli(str(root), missing, "--jobs", "1")
+    parallel = _cli(str(root), missing, "--jobs", "2")
+    assert serial[0] == 3
+    docs = serial[1]
+    kinds = [d["vecleak"]["diagnostic"]["kind"] for d in docs if d["event"]["kind"] != "alert"]
+    assert "corrupt-compressed" in kinds and "unreadable" in kinds, kinds
+    paths = {d["log"]["file"]["path"] for d in alerts_of(docs)}
+    assert {"app.log.1.gz", "app.log.2.bz2", "app.log.3.xz", "broken.log.gz", "spans.json"} <= {
+        os.path.basename(p) for p in paths
+    }, paths
+    assert parallel == serial
+    assert parallel == _cli(str(root), missing, "--jobs", "3")
+
+
+def alerts_of(docs: list[dict]) -> list[dict]:
+    return [d for d in docs if d["event"]["kind"] == "alert"]
+
+
+def test_stdin_between_files_same_as_serial(tmp_path: Path) -> None:
+    root = _tree(tmp_path)
+    v = unit_vectors(1, 384, seed=11)[0]
+    data = b"INFO piped\n" * 100 + f"DEBUG emb={v.tolist()}\n".encode()
+    first, last = str(root / "app" / "app.log"), str(root / "app" / "app.log.1.gz")
+    serial = _cli(first, "-", last, "--jobs", "1", stdin=data)
+    parallel = _cli(first, "-", last, "--jobs", "2", stdin=data)
+    assert [d["log"]["file"]["path"] for d in alerts_of(serial[1])].count("-") >= 1
+    assert parallel == serial
+
+
+def test_jobs_auto_and_bad_values() -> None:
+    assert available_cpus() == len(os.sched_getaffinity(0))
+    res = run_cli("scan", "-", "--jobs", "0", stdin=b"")
+    assert res.returncode == 2 and b"--jobs" in res.stderr
+    res = run_cli("scan", "-", "--jobs", "auto", "--format", "jsonl", stdin=b"INFO nothing\n")
+    assert res.returncode == 0, res.stderr
+
+
+class _DiesOn(Pipeline):
+    """A pipeline that fails the way a worker can: killed outright (OOM killer) or by a bug."""
+
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        self.how = how
+
+    def scan(self, record: Record) -> ScanResult:
+        if b"POISON" in record.data:
+            if self.how == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
+            raise ZeroDivisionError("planted bug")
+        return super().scan(record)
+
+
+@pytest.mark.parametrize("how", ["kill", "bug"])
+def test_worker_failure_is_a_clear_error(tmp_path: Path, how: str) -> None:
+    for i in range(6):
+        (tmp_path / f"{i}.log").write_bytes(b"INFO fine\n" * 1000 + (b"POISON\n" if i == 3 else b""))
+    engine = Engine(_DiesOn(how), load_rules(), [])
+    source = FileSource([str(tmp_path)])
+    with pytest.raises(WorkerError) as err, Pool(2, engine.pipeline, source) as pool:
+        pool.scan(engine, source)
+    text = str(err.value)
+    assert "3.log" in text
+    assert ("SIGKILL" in text) if how == "kill" else ("ZeroDivisionError: planted bug" in text)
+    assert engine.stats.bytes == 3 * 10_000  # the files before it were delivered, in order
+
+
+def test_unreadable_file_in_a_worker_is_reported_like_serial(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root reads every file")
+    (tmp_path / "a.log").write_bytes(b"INFO\n")
+    locked = tmp_path / "b.log"
+    locked.write_bytes(b"INFO\n")
+    locked.chmod(0)
+    assert _cli(str(tmp_path), "--jobs", "2") == _cli(str(tmp_path), "--jobs", "1")
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as fh:
+        return [int(x) for x in fh.read().split()]
+
+
+def test_ctrl_c_stops_workers_and_main(tmp_path: Path) -> None:
+    (tmp_path / "a.log").write_bytes(b"INFO\n" * 1000)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    # stdin stays open and empty: the scan waits on it, workers started, until SIGINT.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scanner", "scan", "-", str(tmp_path), "--jobs", "2", "--format", "jsonl"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+        env=env,
+    )
+    try:
+        workers: list[int] = []
+        deadline = time.monotonic() + 60
+        while len(workers) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            workers = _children(proc.pid)
+        assert len(workers) == 2
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130
+        for pid in workers:
+            assert not os.path.exists(f"/proc/{pid}") or _zombie(pid)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ")[1][0] == "Z"
+    except FileNotFoundError:
+        return False
