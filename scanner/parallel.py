@@ -47,7 +47,7 @@ from scanner.model import Diagnostic, Record
 from scanner.pipeline import Pipeline, ScanResult
 from scanner.sources.files import FileSource, read_range, split_points
 
-RANGE_SIZE = 32 * 1024 * 1024  # eight 4 MB blocks: a task is ~0.1 s of work, its results a few KB
+RANGE_SIZE = 16 * 1024 * 1024  # four 4 MB blocks, ~40 ms of work: enough tasks to even out workers
 DEPTH = 2  # tasks in flight per worker: one running, one queued, so no worker waits for the next
 AHEAD = 2  # result messages taken ahead from a worker before its task's turn
 
@@ -256,9 +256,12 @@ class Pool:
                 order.append((seq, task))
                 if task.real != "-":
                     worker = min(self.workers, key=lambda w: len(w.tasks))
-                    worker.conn.send(task)
                     worker.tasks.append(seq)
                     inbox[seq] = deque()
+                    try:
+                        worker.conn.send(task)
+                    except OSError:  # it died: say so, not "broken pipe"
+                        raise self._died(worker, dict(order)) from None
 
         refill()
         while order:

@@ -1,7 +1,7 @@
 """``vecleak scan --jobs N`` gives the output of ``--jobs 1``: same alerts, order, lines, diagnostics.
 
 The big-file cases run through :class:`scanner.parallel.Pool` with small blocks and ranges, so a
-file of a few megabytes is cut into many ranges (the CLI's ranges are 32 MB); the rest go through
+file of a few megabytes is cut into many ranges (the CLI's ranges are 16 MB); the rest go through
 the real CLI. Workers are real forked processes throughout.
 """
 
@@ -241,6 +241,21 @@ def test_worker_failure_is_a_clear_error(tmp_path: Path, how: str) -> None:
     assert "3.log" in text
     assert ("SIGKILL" in text) if how == "kill" else ("ZeroDivisionError: planted bug" in text)
     assert engine.stats.bytes == 3 * 10_000  # the files before it were delivered, in order
+
+
+def test_worker_dead_before_its_task_is_a_clear_error(tmp_path: Path) -> None:
+    for i in range(4):
+        (tmp_path / f"{i}.log").write_bytes(b"INFO fine\n" * 100)
+    engine = Engine(Pipeline(), load_rules(), [])
+    source = FileSource([str(tmp_path)])
+    with (
+        pytest.raises(WorkerError, match="killed by SIGKILL while scanning"),
+        Pool(2, engine.pipeline, source) as pool,
+    ):
+        victim = pool.workers[1].process
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.join()
+        pool.scan(engine, source)
 
 
 def test_unreadable_file_in_a_worker_is_reported_like_serial(tmp_path: Path) -> None:
