@@ -13,9 +13,20 @@ Part 1 times, on the same generated log (see ``bench/gen_logs.py``), each pinned
 It checks correctness too: the alerts must sit on exactly the planted lines. A fast wrong scanner is
 worthless, so a mismatch makes the benchmark exit non-zero.
 
+With ``--jobs N`` (default 2; 0 skips it) a fourth contender, ``vecleak scan FILE --jobs N``, runs
+in the same rounds pinned to N CPUs (the first N this process may use): its CPU seconds are those
+of all its processes. Its output must be the ``--jobs 1`` output, event for event (timestamps
+aside), or the benchmark exits non-zero.
+
 Part 2 is vector-dense: N lines that are each a 384-d vector printed as a Python list, through
 detection, classification and fingerprinting (``Pipeline.scan`` on blocks), against ``orjson.loads``
-of the same lines as the baseline.
+of the same lines as the baseline. With ``--jobs N`` the same lines, from a file, go through
+``scanner.parallel.Pool`` with N workers too (wall time: worker start, scan, the results shipped
+to the main process and counted there; no rules, no sinks).
+
+For the two-core figures, on an otherwise idle machine::
+
+    python bench/throughput.py --size 1000 --repeat 3 --vectors 20000 --jobs 2
 """
 
 from __future__ import annotations
@@ -93,6 +104,43 @@ def run_vecleak(path: Path, out: Path) -> float:
     return elapsed
 
 
+def cpus(n: int) -> list[str]:
+    """``taskset`` onto the first ``n`` CPUs this process may use (all of them if fewer)."""
+    allowed = sorted(os.sched_getaffinity(0))[:n]
+    return ["taskset", "-c", ",".join(map(str, allowed))] if shutil.which("taskset") else []
+
+
+def run_vecleak_jobs(path: Path, out: Path, jobs: int) -> float:
+    cmd = [
+        *cpus(jobs),
+        sys.executable,
+        "-m",
+        "scanner",
+        "scan",
+        str(path),
+        "--format",
+        "jsonl",
+        "--no-progress",
+        "--jobs",
+        str(jobs),
+    ]
+    with open(out, "wb") as fh:
+        elapsed, _ = timed(cmd, f"vecleak --jobs {jobs}", stdout=fh)
+    return elapsed
+
+
+def same_events(a: Path, b: Path) -> bool:
+    """The same jsonl events in the same order, ``@timestamp`` aside."""
+
+    def events(path: Path) -> list[dict]:
+        docs = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+        for doc in docs:
+            doc.pop("@timestamp", None)
+        return docs
+
+    return events(a) == events(b)
+
+
 def run_rg(path: Path) -> tuple[float, int]:
     cmd = [*pin(), "rg", "-c", FLOAT_ARRAY, str(path)]
     out = DATA / "rg-count.txt"
@@ -143,10 +191,16 @@ def end_to_end(args: argparse.Namespace) -> dict:
             file=sys.stderr,
         )
     times: dict[str, list[float]] = {"vecleak": [], "ripgrep": [], "python-loop": []}
+    parallel = f"vecleak --jobs {args.jobs}"
+    if args.jobs:
+        times[parallel] = []
     rg_count = None
     out = DATA / "vecleak-alerts.jsonl"
+    out_jobs = DATA / "vecleak-alerts-jobs.jsonl"
     for i in range(args.repeat):
         times["vecleak"].append(run_vecleak(path, out))
+        if args.jobs:
+            times[parallel].append(run_vecleak_jobs(path, out_jobs, args.jobs))
         if have_rg:
             t, rg_count = run_rg(path)
             times["ripgrep"].append(t)
@@ -164,6 +218,11 @@ def end_to_end(args: argparse.Namespace) -> dict:
         "correctness": check(out, meta["planted"]),
         "ripgrep_matching_lines": rg_count,
     }
+    if args.jobs:
+        result["correctness"]["jobs_same_as_serial"] = same_events(out, out_jobs)
+        result["correctness"]["ok"] = (
+            result["correctness"]["ok"] and result["correctness"]["jobs_same_as_serial"]
+        )
     for name, ts in times.items():
         if ts:
             med = statistics.median(ts)
@@ -175,6 +234,10 @@ def end_to_end(args: argparse.Namespace) -> dict:
                 "cpu_seconds": [round(t, 3) for t in CPU[name]],
                 "cpu_MB_s": round(mbps(size, cpu), 1),
             }
+    if args.jobs:
+        result["jobs_over_serial_speed"] = round(
+            statistics.median(times["vecleak"]) / statistics.median(times[parallel]), 3
+        )
     if times["ripgrep"]:
         result["vecleak_over_ripgrep_speed"] = round(
             statistics.median(times["ripgrep"]) / statistics.median(times["vecleak"]), 3
@@ -185,26 +248,31 @@ def end_to_end(args: argparse.Namespace) -> dict:
     return result
 
 
+def vector_lines(n: int) -> list[bytes]:
+    rng = np.random.default_rng(7)
+    vecs = rng.standard_normal((n, gen_logs.DIM)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    return [str(v.tolist()).encode() for v in vecs.astype(np.float64)]
+
+
 def vector_dense(n: int, repeat: int) -> dict:
     """Vectors/s through detection + classification + fingerprint, against orjson.loads of each list."""
     from scanner.pipeline import Pipeline
     from scanner.sources.files import open_text_stream
 
-    rng = np.random.default_rng(7)
-    vecs = rng.standard_normal((n, gen_logs.DIM)).astype(np.float32)
-    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    lines = [str(v.tolist()).encode() for v in vecs.astype(np.float64)]
+    lines = vector_lines(n)
     data = b"\n".join(lines) + b"\n"
     pipeline = Pipeline()
     # CPU time of this process: on a shared machine it moves far less than wall time.
-    best_scan, found = [], 0
+    best_scan, walls, found = [], [], 0
     for _ in range(repeat):
-        t0 = time.process_time()
+        t0, w0 = time.process_time(), time.perf_counter()
         found = 0
         for rec in open_text_stream(data):
             if hasattr(rec, "data"):
                 found += len(pipeline.scan(rec).findings)
         best_scan.append(time.process_time() - t0)
+        walls.append(time.perf_counter() - w0)
     best_json = []
     for _ in range(repeat):
         t0 = time.process_time()
@@ -218,8 +286,55 @@ def vector_dense(n: int, repeat: int) -> dict:
         "found": found,
         "pipeline_s": round(scan_s, 3),
         "pipeline_vectors_s": round(n / scan_s),
+        "pipeline_wall_s": round(statistics.median(walls), 3),
         "orjson_s": round(json_s, 3),
         "orjson_vectors_s": round(n / json_s),
+    }
+
+
+def vector_dense_parallel(n: int, repeat: int, jobs: int) -> dict:
+    """The vector-dense lines through ``jobs`` worker processes (wall time, this process pinned to
+    ``jobs`` CPUs): workers detect, classify and fingerprint; the main process receives the results."""
+    from scanner.engine import Engine
+    from scanner.parallel import Pool
+    from scanner.pipeline import Pipeline
+    from scanner.rules import RuleSet
+    from scanner.sources.files import FileSource
+
+    path = DATA / f"vectors-{n}.log"
+    if not path.exists():
+        DATA.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"\n".join(vector_lines(n)) + b"\n")
+    allowed = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, allowed[:jobs])
+    try:
+        pipeline = Pipeline()
+        walls, cpu, found = [], [], 0
+        for _ in range(repeat):
+            engine = Engine(pipeline, RuleSet([]), [], pool=False)
+            source = FileSource([str(path)])
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            c0, w0 = time.process_time(), time.perf_counter()
+            with Pool(jobs, pipeline, source) as pool:
+                pool.scan(engine, source)
+            walls.append(time.perf_counter() - w0)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            children = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            cpu.append((time.process_time() - c0, children))
+            found = engine.stats.findings
+    finally:
+        os.sched_setaffinity(0, allowed)
+    wall = statistics.median(walls)
+    return {
+        "jobs": jobs,
+        "cpus": allowed[:jobs],
+        "vectors": n,
+        "found": found,
+        "wall_s": [round(t, 3) for t in walls],
+        "median_wall_s": round(wall, 3),
+        "vectors_s": round(n / wall),
+        "main_cpu_s": [round(m, 3) for m, _ in cpu],
+        "workers_cpu_s": [round(w, 3) for _, w in cpu],
     }
 
 
@@ -246,6 +361,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--vectors", type=int, default=20000, help="vector-dense micro-benchmark size (0: skip)")
     p.add_argument("--no-pyloop", action="store_true", help="skip the bare Python loop baseline")
     p.add_argument("--skip-e2e", action="store_true", help="only the vector-dense micro-benchmark")
+    p.add_argument(
+        "--jobs", type=int, default=2, help="also vecleak --jobs N, on N CPUs (default 2; 0: skip)"
+    )
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args(argv)
     report: dict = {"machine": machine(), "date": time.strftime("%Y-%m-%d")}
@@ -253,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
         report["end_to_end"] = end_to_end(args)
     if args.vectors:
         report["vector_dense"] = vector_dense(args.vectors, args.repeat)
+        if args.jobs:
+            report["vector_dense_parallel"] = vector_dense_parallel(args.vectors, args.repeat, args.jobs)
     text = orjson.dumps(report, option=orjson.OPT_INDENT_2).decode()
     print(text)
     if args.json:
