@@ -21,8 +21,8 @@ as one message per ``range_size`` bytes read, and no more than ``AHEAD`` message
 not yet being replayed are taken from its worker (which then waits on its pipe).
 
 **Processes** are forked (Linux; ``fork`` is the default there): a worker inherits the rules,
-detectors and fingerprint catalogue already loaded in ``engine.pipeline`` and loads nothing per
-task. The pool is started before the progress bar and the inversion thread exist, and stdout is
+detectors, fingerprint catalogue and compiled Hyperscan database already loaded in the main process
+and loads nothing per task. The pool is started before the progress bar and the inversion thread exist, and stdout is
 flushed first, so that no half-written output is copied. A worker that dies ends the scan with a
 :class:`WorkerError` rather than a hang; Ctrl-C stops the main process, which terminates the workers
 (they ignore SIGINT, so that only the main process decides).
@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from scanner import prefilter
 from scanner.engine import Engine
 from scanner.model import Diagnostic, Record
 from scanner.pipeline import Pipeline, ScanResult
@@ -174,6 +175,7 @@ class Pool:
         self.range_size = range_size
         self.workers: list[_Worker] = []
         ctx = multiprocessing.get_context("fork")
+        prefilter.available()  # compiles the Hyperscan database once, here, for every worker to inherit
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()

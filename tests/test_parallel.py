@@ -120,7 +120,8 @@ def test_big_plain_file_cut_into_ranges_same_as_serial(tmp_path: Path) -> None:
     kinds = {d["vecleak"]["diagnostic"]["kind"] for d in serial if d["event"]["kind"] != "alert"}
     assert {"long-line", "invalid-utf8", "nul-bytes"} <= kinds, kinds
     encodings = {d["vecleak"]["vector"]["encoding"] for d in found}
-    assert {"python-list", "numpy-repr"} <= encodings, encodings
+    assert {"python-list", "numpy-repr", "json-array-pretty"} <= encodings, encodings
+    assert not any(d["vecleak"]["vector"]["truncated"] for d in found)  # no payload cut in two
     assert s_summary["ignored"] > 0 and s_summary["findings"] > 40, s_summary
     assert max(d["vecleak"]["location"]["line"] for d in found) > 20_000
     assert parallel == serial
