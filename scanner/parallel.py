@@ -59,7 +59,9 @@ class WorkerError(RuntimeError):
 
 def available_cpus() -> int:
     """The CPUs this process may run on (``taskset``, cgroup cpusets), which ``--jobs auto`` uses."""
-    return len(os.sched_getaffinity(0))
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1  # no affinity masks on this platform
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,4 +351,8 @@ def _replay(engine: Engine, events: list[Event], shift: int) -> None:
 
 def open_pool(jobs: int, pipeline: Pipeline, limits: FileSource) -> contextlib.AbstractContextManager:
     """A :class:`Pool` for ``jobs`` > 1, else nothing (``--jobs 1`` is the serial scan, unchanged)."""
-    return Pool(jobs, pipeline, limits) if jobs > 1 else contextlib.nullcontext()
+    if jobs <= 1:
+        return contextlib.nullcontext()
+    if "fork" not in multiprocessing.get_all_start_methods():
+        raise WorkerError("--jobs needs processes started by fork (Linux); use --jobs 1 here")
+    return Pool(jobs, pipeline, limits)
