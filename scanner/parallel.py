@@ -162,6 +162,7 @@ class _Worker:
     process: Any
     conn: Connection
     tasks: deque[int]  # sequence numbers of the tasks sent and not fully received, in order
+    error: WorkerError | None = None  # it died: raised when its first unfinished task's turn comes
 
 
 class Pool:
@@ -246,6 +247,7 @@ class Pool:
     ) -> None:
         order: deque[tuple[int, Task]] = deque()
         inbox: dict[int, deque[tuple]] = {}
+        owner: dict[int, _Worker] = {}
         capacity = len(self.workers) * DEPTH
         seq = 0
         shift = 0  # lines of a file's ranges before the one being replayed
@@ -259,13 +261,15 @@ class Pool:
                 seq += 1
                 order.append((seq, task))
                 if task.real != "-":
-                    worker = min(self.workers, key=lambda w: len(w.tasks))
+                    live = [w for w in self.workers if w.error is None] or self.workers
+                    worker = min(live, key=lambda w: len(w.tasks))
                     worker.tasks.append(seq)
+                    owner[seq] = worker
                     inbox[seq] = deque()
                     try:
                         worker.conn.send(task)
-                    except OSError:  # it died: say so, not "broken pipe"
-                        raise self._died(worker, dict(order)) from None
+                    except OSError:  # it died: say so when this task's turn comes, not "broken pipe"
+                        worker.error = worker.error or self._died(worker, dict(order))
 
         refill()
         while order:
@@ -275,6 +279,9 @@ class Pool:
             else:
                 box = inbox[head]
                 while not box:
+                    # The results before a failure are delivered, as a serial scan would have.
+                    if owner[head].error is not None:
+                        raise owner[head].error
                     self._receive(head, inbox, dict(order))
                 msg = box.popleft()
                 if msg[0] == "oserror":
@@ -288,7 +295,7 @@ class Pool:
                     continue
                 shift += msg[2]
                 source.progress.files += msg[3]
-                del inbox[head]
+                del inbox[head], owner[head]
             source.progress.done += task.size
             order.popleft()
             refill()
@@ -299,19 +306,20 @@ class Pool:
         """Wait for messages and file them under their tasks; the head task's worker is always read."""
         readable: dict[Any, _Worker] = {}
         for w in self.workers:
-            if w.tasks and (w.tasks[0] == head or len(inbox[w.tasks[0]]) < AHEAD):
+            if w.error is None and w.tasks and (w.tasks[0] == head or len(inbox[w.tasks[0]]) < AHEAD):
                 readable[w.conn] = w
                 readable[w.process.sentinel] = w
         for ready in wait(list(readable)):
             w = readable[ready]
-            if ready is not w.conn and w.conn.poll(0):
+            if w.error is not None or (ready is not w.conn and w.conn.poll(0)):
                 continue  # it exited, but its last messages (or EOF) are read first
-            if ready is not w.conn:
-                raise self._died(w, tasks)
             try:
+                if ready is not w.conn:
+                    raise EOFError
                 msg = w.conn.recv()
             except (EOFError, OSError):
-                raise self._died(w, tasks) from None
+                w.error = self._died(w, tasks)
+                continue
             inbox[w.tasks[0]].append(msg)
             if msg[0] != "batch":
                 w.tasks.popleft()
@@ -326,7 +334,7 @@ class Pool:
         )
         where = tasks[w.tasks[0]].display if w.tasks and w.tasks[0] in tasks else "?"
         return WorkerError(
-            f"scan worker {w.process.pid} {how} while scanning {where}"
+            f"scan worker {w.process.pid} {how} before it finished {where}"
             " (out of memory? see dmesg); the scan is incomplete"
         )
 

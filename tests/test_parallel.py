@@ -250,7 +250,7 @@ def test_worker_dead_before_its_task_is_a_clear_error(tmp_path: Path) -> None:
     engine = Engine(Pipeline(), load_rules(), [])
     source = FileSource([str(tmp_path)])
     with (
-        pytest.raises(WorkerError, match="killed by SIGKILL while scanning"),
+        pytest.raises(WorkerError, match="killed by SIGKILL before it finished"),
         Pool(2, engine.pipeline, source) as pool,
     ):
         victim = pool.workers[1].process
