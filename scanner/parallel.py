@@ -16,14 +16,16 @@ whole by a worker: a small file, a compressed one (a gzip, bz2 or xz stream cann
 the middle), a trace export (decoded as one document). Stdin is read here, in the main process: it
 can be read only once and in order, and a worker could only get its bytes through a pipe.
 
-**Memory** stays bounded: at most ``DEPTH`` tasks per worker are in flight; a task's results come
-as one message per ``range_size`` bytes read, and no more than ``AHEAD`` messages of a task that is
+**Memory** stays bounded: at most ``DEPTH`` tasks per worker are in flight (more when they are
+small files, up to ``DEPTH`` ranges' worth of bytes and ``MAX_TASKS``, so that tiny files do not
+leave workers waiting for the next one); a task's results come as one message per ``range_size``
+bytes read, and no more than ``AHEAD`` messages of a task that is
 not yet being replayed are taken from its worker (which then waits on its pipe).
 
 **Processes** are forked (Linux; ``fork`` is the default there): a worker inherits the rules,
 detectors, fingerprint catalogue and compiled Hyperscan database already loaded in the main process
-and loads nothing per task. The pool is started before the progress bar and the inversion thread exist, and stdout is
-flushed first, so that no half-written output is copied. A worker that dies ends the scan with a
+and loads nothing per task. The pool is started before the progress bar and the inversion thread
+exist, and stdout is flushed first, so that no half-written output is copied. A worker that dies ends the scan with a
 :class:`WorkerError` rather than a hang; Ctrl-C stops the main process, which terminates the workers
 (they ignore SIGINT, so that only the main process decides).
 """
@@ -50,6 +52,7 @@ from scanner.sources.files import FileSource, read_range, split_points
 
 RANGE_SIZE = 16 * 1024 * 1024  # four 4 MB blocks, ~40 ms of work: enough tasks to even out workers
 DEPTH = 2  # tasks in flight per worker: one running, one queued, so no worker waits for the next
+MAX_TASKS = 64  # per worker, however small the files
 AHEAD = 2  # result messages taken ahead from a worker before its task's turn
 
 
@@ -249,17 +252,21 @@ class Pool:
         inbox: dict[int, deque[tuple]] = {}
         owner: dict[int, _Worker] = {}
         capacity = len(self.workers) * DEPTH
+        budget = capacity * self.range_size  # bytes in flight, for small files
+        queued = 0  # bytes of the tasks in ``order``
         seq = 0
         shift = 0  # lines of a file's ranges before the one being replayed
 
         def refill() -> None:
-            nonlocal seq
-            while len(order) < capacity:
+            nonlocal seq, queued
+            most = len(self.workers) * MAX_TASKS
+            while len(order) < capacity or (queued < budget and len(order) < most):
                 task = next(tasks, None)
                 if task is None:
                     return
                 seq += 1
                 order.append((seq, task))
+                queued += task.size
                 if task.real != "-":
                     live = [w for w in self.workers if w.error is None] or self.workers
                     worker = min(live, key=lambda w: len(w.tasks))
@@ -297,6 +304,7 @@ class Pool:
                 source.progress.files += msg[3]
                 del inbox[head], owner[head]
             source.progress.done += task.size
+            queued -= task.size
             order.popleft()
             refill()
             if on_progress is not None:
