@@ -31,7 +31,7 @@ from scanner.parallel import Pool, WorkerError, available_cpus
 from scanner.pipeline import Pipeline, ScanResult
 from scanner.rules import load_rules
 from scanner.sinks.jsonl import JsonlSink
-from scanner.sources.files import FileSource, split_points
+from scanner.sources.files import FileSource, read_range, split_points
 
 BLOCK = 64 * 1024
 RANGE = 256 * 1024
@@ -156,6 +156,73 @@ def test_many_small_files_same_as_serial(tmp_path: Path) -> None:
     serial = _api_scan([str(tmp_path)], 1)
     assert len(alerts_of(serial[0])) >= 50 and serial[1]["diagnostics"] >= 27
     assert _api_scan([str(tmp_path)], 3) == serial
+
+
+def _records(items) -> tuple[list[tuple], int]:
+    """What a reader yields, as comparable tuples, and what it returns."""
+    out = []
+    while True:
+        try:
+            item = next(items)
+        except StopIteration as end:
+            return out, end.value
+        if isinstance(item, Record):
+            out.append(("record", item.offset, item.line, item.data, dict(item.context)))
+        else:
+            out.append(("diagnostic", item.kind, item.offset, item.line))
+
+
+def _random_text(rng: np.random.Generator, size: int) -> bytes:
+    """Lines of every shape the reader treats apart: plain, continuation runs, very long, bad bytes."""
+    parts: list[bytes] = []
+    total = 0
+    while total < size:
+        kind = rng.integers(10)
+        if kind < 6:
+            part = b"INFO %d\n" % rng.integers(1 << 40)
+        elif kind == 6:
+            part = b"".join(b"  %d,\n" % i for i in range(rng.integers(1, 60_000)))
+        elif kind == 7:
+            part = b"x" * int(rng.integers(1, size // 8)) + b"\n"
+        elif kind == 8:
+            part = b"bad \xff\x00 bytes\n"
+        else:
+            part = b"]\n)\n}\n\t-\n"
+        parts.append(part)
+        total += len(part)
+    return b"".join(parts)
+
+
+@pytest.mark.parametrize(
+    ("seed", "block", "range_size", "size"),
+    [(1, 4096, 16384, 400_000), (2, 65536, 200_000, 3_000_000), (4, 1_500_000, 3_000_000, 14_000_000)],
+)
+def test_ranges_yield_exactly_the_serial_records(
+    tmp_path: Path, seed: int, block: int, range_size: int, size: int
+) -> None:
+    """Cut into ranges and read one by one, a file gives the records and input diagnostics of one read,
+    lines shifted by the ranges before. The last case has blocks over the 1 MB the cut looks at."""
+    path = tmp_path / "random.log"
+    path.write_bytes(_random_text(np.random.default_rng(seed), size))
+    limits = FileSource([], block_size=block, max_record=max(2 * block, 300_000), overlap=20_000)
+    serial, _ = _records(limits.read_one(str(path), str(path)))
+    points = split_points(str(path), block, range_size)
+    assert points is not None and len(points) >= 3
+    step = range_size // block * block
+    assert any(b - a > step for (_, a), (_, b) in zip(points[1:-1], points[2:], strict=True)), (
+        "no block without a cut"
+    )
+    joined: list[tuple] = []
+    shift = 0
+    for i, (start, block_end) in enumerate(points):
+        stop = points[i + 1][0] if i + 1 < len(points) else None
+        got, newlines = _records(read_range(str(path), str(path), start, block_end, stop, limits))
+        for item in got:
+            line = item[2] if item[0] == "record" else item[3]
+            moved = (*item[:2], line + shift, *item[3:]) if item[0] == "record" else (*item[:3], line + shift)
+            joined.append(moved)
+        shift += newlines
+    assert joined == serial
 
 
 def _tree(tmp_path: Path, fixtures: Path | None = None) -> Path:
