@@ -199,8 +199,8 @@ def _maybe_trace_document(
     # Its own source kind, so rules about trace stores (not application logs) apply to it.
     traced = SourceRef(kind="trace", display=source.display, identity=source.identity, labels=source.labels)
     records = traces.document_records(data, traced) if len(data) < traces.MAX_DOCUMENT else None
-    if records is None:
-        return io.BytesIO(data), None
+    if records is None:  # as text, and all of it: over the limit, the stream goes on after ``data``
+        return _Prefixed(data, stream), None  # type: ignore[return-value]
     return io.BytesIO(b""), records
 
 
