@@ -29,6 +29,7 @@ from scanner.model import Diagnostic, Record, SourceRef
 BLOCK_SIZE = 4 * 1024 * 1024
 MAX_RECORD = 16 * 1024 * 1024
 OVERLAP = 256 * 1024
+LOOKBACK = 1024 * 1024  # how far back from a block's end a cut is looked for
 # Bytes that may start a continuation line of a multi-line payload.
 _CONTINUATION = frozenset(b" \t]}),-")
 
@@ -344,7 +345,7 @@ def split_points(real: str, block_size: int, range_size: int) -> list[tuple[int,
         head = os.pread(fd, 65536, 0)
         if any(head.startswith(magic) for magic, _ in _MAGIC) or traces.may_be_trace(head):
             return None
-        tail = min(block_size, 1024 * 1024)  # the bytes _last_safe_newline looks at
+        tail = min(block_size, LOOKBACK)  # the bytes _last_safe_newline looks at
         step = max(1, range_size // block_size)
         points = [(0, 0)]
         k = step  # blocks read before the next cut: the cut sits in block k - 1
@@ -452,7 +453,7 @@ def _record(
 def _last_safe_newline(buf: bytes) -> int:
     """Index of the last newline in the last MB after which no multi-line payload can continue, or -1."""
     end = len(buf)
-    floor = max(0, end - 1024 * 1024)
+    floor = max(0, end - LOOKBACK)
     pos = buf.rfind(b"\n", floor, end)
     while pos >= 0:
         nxt = buf[pos + 1] if pos + 1 < len(buf) else None
@@ -465,7 +466,7 @@ def _last_safe_newline(buf: bytes) -> int:
 def _safe_cut(buf: bytes) -> int:
     """Index of the last newline after which no multi-line payload can continue, or -1."""
     end = len(buf)
-    floor = max(0, end - 1024 * 1024)
+    floor = max(0, end - LOOKBACK)
     last_newline = buf.rfind(b"\n", floor, end)
     pos = _last_safe_newline(buf)
     if pos >= 0:
