@@ -231,7 +231,6 @@ class Pool:
 
     def scan(self, engine: Engine, source: FileSource, on_progress: Callable[[], None] | None = None) -> None:
         """What ``engine.run(source.records())`` does, with the records scanned by the workers."""
-        targets = []
         items = source.targets()
         while True:
             try:
