@@ -30,7 +30,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from scanner.model import vector_sha256
-from tests.conftest import FIXTURES, alerts, run_cli, unit_vectors
+from tests.conftest import FIXTURES, alerts, run_cli, scan_paths, unit_vectors
 from tests.otlp_helpers import Capture, vecleak_serve
 
 SERVICE = "rag-api"
@@ -229,22 +229,14 @@ def test_text_after_a_too_big_trace_document_is_still_scanned(tmp_path: Path, mo
     """A file that starts like a trace export but is over the document limit is scanned as text:
     all of it, not just the part read to try decoding it."""
     from scanner import traces
-    from scanner.pipeline import Pipeline
-    from scanner.sources.files import FileSource
 
     monkeypatch.setattr(traces, "MAX_DOCUMENT", 50_000)
     v = unit_vectors(1, 384, seed=8)[0]
     path = tmp_path / "export.jsonl"
     filler = "".join(f"2026-11-26 INFO line {i}\n" for i in range(10_000))  # ~260 KB
     path.write_text('{"resourceSpans": []}\n' + filler + f"DEBUG emb={v.tolist()}\n")
-    pipeline = Pipeline()
-    lines = [
-        f.line
-        for item in FileSource([str(path)]).records()
-        if not hasattr(item, "kind")
-        for f in pipeline.scan(item).findings
-    ]
-    assert lines == [10_002]
+    findings, _ = scan_paths(path)
+    assert [f.line for f in findings] == [10_002]
 
 
 def test_non_trace_json_still_scanned_as_text(tmp_path: Path) -> None:
