@@ -15,6 +15,7 @@ from scanner.noise import NoiseControl, parse_duration
 from scanner.pipeline import Pipeline
 from scanner.rules import load_rules
 from scanner.sinks import open_sink
+from scanner.sources.files import FileSource
 
 
 def test_ignore_marker_on_line_and_line_before(tmp_path):
@@ -304,3 +305,18 @@ def test_serve_sends_rollup_when_window_ends_without_new_traffic(tmp_path):
         assert rolls, docs
     assert all(d["vecleak"]["finding"]["count"] == 2 for d in rolls)
     assert all(d["vecleak"]["group"]["window_seconds"] == 1.0 for d in rolls)  # closed by the tick
+
+
+def test_ignore_marker_on_the_line_before_survives_a_block_cut(tmp_path):
+    """A block that would end right after the marker line is cut one line earlier instead."""
+    v = unit_vectors(2, 384, seed=23)
+    head = "".join(f"INFO request {i} served\n" for i in range(40))
+    marked = "# vecleak:ignore next line is a known sample\n"
+    (tmp_path / "app.log").write_text(head + marked + f"DEBUG a={v[0].tolist()}\nDEBUG b={v[1].tolist()}\n")
+    cut_inside_vector_line = len(head) + len(marked) + 10
+    source = FileSource([str(tmp_path / "app.log")], block_size=cut_inside_vector_line)
+    records = [r for r in source.records() if isinstance(r, Record)]
+    assert len(records) > 1  # the file really is read in several blocks
+    engine = Engine(Pipeline(), load_rules(), [])
+    engine.run(FileSource([str(tmp_path / "app.log")], block_size=cut_inside_vector_line).records())
+    assert engine.stats.ignored == 1 and engine.stats.findings == 1

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from scanner.model import Diagnostic, Record, SourceRef
+from scanner.prefilter import IGNORE_MARKER
 
 BLOCK_SIZE = 4 * 1024 * 1024
 MAX_RECORD = 16 * 1024 * 1024
@@ -451,15 +452,24 @@ def _record(
 
 
 def _last_safe_newline(buf: bytes) -> int:
-    """Index of the last newline in the last MB after which no multi-line payload can continue, or -1."""
+    """Index of the last newline in the last MB after which no multi-line payload can continue, or -1.
+
+    Nor a ``vecleak:ignore`` line's own newline: the marker covers the next line too, and the
+    pipeline sees markers one record at a time.
+    """
     end = len(buf)
     floor = max(0, end - LOOKBACK)
     pos = buf.rfind(b"\n", floor, end)
     while pos >= 0:
+        before = buf.rfind(b"\n", floor, pos)
         nxt = buf[pos + 1] if pos + 1 < len(buf) else None
-        if nxt is not None and nxt not in _CONTINUATION:
+        if (
+            nxt is not None
+            and nxt not in _CONTINUATION
+            and buf.find(IGNORE_MARKER, max(before + 1, floor), pos) < 0
+        ):
             return pos
-        pos = buf.rfind(b"\n", floor, pos)
+        pos = before
     return -1
 
 
