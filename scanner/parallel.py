@@ -33,6 +33,7 @@ exist, and stdout is flushed first, so that no half-written output is copied. A 
 from __future__ import annotations
 
 import contextlib
+import math
 import multiprocessing
 import os
 import signal
@@ -60,11 +61,73 @@ class WorkerError(RuntimeError):
     """A worker process died or failed; the scan cannot go on with its results missing."""
 
 
-def available_cpus() -> int:
-    """The CPUs this process may run on (``taskset``, cgroup cpusets), which ``--jobs auto`` uses."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1  # no affinity masks on this platform
+def available_cpus(cgroup_root: str = "/sys/fs/cgroup", proc_cgroup: str = "/proc/self/cgroup") -> int:
+    """The CPUs ``--jobs auto`` uses: those this process may run on (``taskset``, cpusets), and no
+    more than its CPU quota (a Kubernetes ``limits.cpu``, ``docker --cpus``) rounded up.
+
+    A pod limited to 2 CPUs on a 64-core node sees 64 CPUs in its affinity mask; 64 workers there
+    would only be throttled.
+    """
+    # No affinity masks on some platforms: all CPUs, then.
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    quota = cpu_quota(cgroup_root, proc_cgroup)
+    return max(1, min(cpus, math.ceil(quota))) if quota is not None else cpus
+
+
+def cpu_quota(cgroup_root: str = "/sys/fs/cgroup", proc_cgroup: str = "/proc/self/cgroup") -> float | None:
+    """CPUs' worth of time this process's cgroups allow (CFS quota / period), or None when unlimited.
+
+    cgroup v2 keeps ``cpu.max`` (``"200000 100000"`` or ``"max 100000"``); v1 keeps
+    ``cpu.cfs_quota_us`` (-1: none) and ``cpu.cfs_period_us``. Every level from the process's own
+    cgroup up to the root can set one; the smallest applies. Inside a container the path listed in
+    ``/proc/self/cgroup`` may not exist under the container's mount, whose root is then its own cgroup.
+    """
+    try:
+        with open(proc_cgroup, encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return None
+    limits: list[float] = []
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        if controllers == "":
+            mounts = [cgroup_root, os.path.join(cgroup_root, "unified")]
+            read = _cpu_max_v2
+        elif "cpu" in controllers.split(","):
+            mounts = [os.path.join(cgroup_root, name) for name in (controllers, "cpu", "cpu,cpuacct")]
+            read = _cfs_quota_v1
+        else:
+            continue
+        steps = [step for step in path.split("/") if step]
+        for mount in dict.fromkeys(mounts):
+            for depth in range(len(steps), -1, -1):
+                limit = read(os.path.join(mount, *steps[:depth]))
+                if limit is not None:
+                    limits.append(limit)
+    return min(limits) if limits else None
+
+
+def _cpu_max_v2(folder: str) -> float | None:
+    try:
+        with open(os.path.join(folder, "cpu.max"), encoding="ascii") as fh:
+            quota, period = fh.read().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        return None
+
+
+def _cfs_quota_v1(folder: str) -> float | None:
+    try:
+        with open(os.path.join(folder, "cpu.cfs_quota_us"), encoding="ascii") as fh:
+            quota = int(fh.read())
+        with open(os.path.join(folder, "cpu.cfs_period_us"), encoding="ascii") as fh:
+            period = int(fh.read())
+        return None if quota <= 0 or period <= 0 else quota / period
+    except (OSError, ValueError):
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ import gzip
 import io
 import json
 import lzma
+import math
 import os
 import re
 import shutil
@@ -27,7 +28,7 @@ from conftest import REPO, jsonl, run_cli, unit_vectors
 
 from scanner.engine import Engine
 from scanner.model import Record
-from scanner.parallel import Pool, WorkerError, available_cpus
+from scanner.parallel import Pool, WorkerError, available_cpus, cpu_quota
 from scanner.pipeline import Pipeline, ScanResult
 from scanner.rules import load_rules
 from scanner.sinks.jsonl import JsonlSink
@@ -290,7 +291,7 @@ def test_stdin_between_files_same_as_serial(tmp_path: Path) -> None:
 
 
 def test_jobs_auto_and_bad_values() -> None:
-    assert available_cpus() == len(os.sched_getaffinity(0))
+    assert available_cpus() == min(len(os.sched_getaffinity(0)), math.ceil(cpu_quota() or 10**6))
     res = run_cli("scan", "-", "--jobs", "0", stdin=b"")
     assert res.returncode == 2 and b"--jobs" in res.stderr
     res = run_cli("scan", "-", "--jobs", "auto", "--format", "jsonl", stdin=b"INFO nothing\n")
@@ -390,3 +391,42 @@ def _zombie(pid: int) -> bool:
             return fh.read().split(") ")[1][0] == "Z"
     except FileNotFoundError:
         return False
+
+
+def _cgroup_files(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+
+
+def test_cpu_quota_cgroup_v2_takes_the_smallest_limit_on_the_way_up(tmp_path: Path) -> None:
+    _cgroup_files(
+        tmp_path,
+        {
+            "proc": "0::/kubepods/pod1/app\n",
+            "fs/kubepods/cpu.max": "max 100000\n",
+            "fs/kubepods/pod1/cpu.max": "150000 100000\n",
+            "fs/kubepods/pod1/app/cpu.max": "400000 100000\n",
+        },
+    )
+    assert cpu_quota(str(tmp_path / "fs"), str(tmp_path / "proc")) == 1.5
+    cpus = len(os.sched_getaffinity(0))
+    assert available_cpus(str(tmp_path / "fs"), str(tmp_path / "proc")) == min(cpus, 2)
+
+
+def test_cpu_quota_cgroup_v1_and_unlimited(tmp_path: Path) -> None:
+    _cgroup_files(
+        tmp_path,
+        {
+            "proc": "4:memory:/x\n3:cpu,cpuacct:/docker/abc\n0::/\n",
+            # The container's own mount: the listed path does not exist under it, its root applies.
+            "fs/cpu,cpuacct/cpu.cfs_quota_us": "50000\n",
+            "fs/cpu,cpuacct/cpu.cfs_period_us": "100000\n",
+            "fs/cpu.max": "max 100000\n",
+        },
+    )
+    assert cpu_quota(str(tmp_path / "fs"), str(tmp_path / "proc")) == 0.5
+    assert available_cpus(str(tmp_path / "fs"), str(tmp_path / "proc")) == 1
+    (tmp_path / "fs/cpu,cpuacct/cpu.cfs_quota_us").write_text("-1\n")
+    assert cpu_quota(str(tmp_path / "fs"), str(tmp_path / "proc")) is None
+    assert cpu_quota(str(tmp_path / "fs"), str(tmp_path / "missing")) is None
