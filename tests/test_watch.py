@@ -327,6 +327,21 @@ def test_partial_last_line_waits_for_its_newline(tmp_path, watch_dir):
     assert w.term() == 0
 
 
+def test_ignore_marker_at_end_of_file_covers_the_line_written_after_it(tmp_path, watch_dir):
+    log = watch_dir / "app.log"
+    vec = Vectors(8)
+    append(log, noise(0))
+    w = Watch(tmp_path, [str(log)], "--flush-partial-after", "60").start()
+    w.wait_log("file-opened")
+    append(log, b"# vecleak:ignore the next line is a known test vector\n")
+    time.sleep(1.5)  # the daemon polls every 50 ms: it has read the marker line by now
+    append(log, vec.line("known"))
+    append(log, vec.line("leak"))
+    w.wait_for(vec.written[1:])
+    assert w.shas() == {vec.written[1]}
+    assert w.term() == 0
+
+
 def test_final_line_without_newline_is_flushed_after_timeout(tmp_path, watch_dir):
     log = watch_dir / "app.log"
     vec = Vectors(7)

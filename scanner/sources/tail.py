@@ -15,8 +15,9 @@ Rotation:
 
 Lines are scanned only once their newline arrives. A final line with no newline is scanned after
 ``flush_partial_after`` seconds (or when its file is closed), so a writer that never ends its last line
-is still seen. A line longer than ``max_record`` is scanned in overlapping windows, the block reader's
-policy, so memory stays bounded by ``max_record + block_size`` per file.
+is still seen. A last line holding ``vecleak:ignore`` waits the same way for the line it covers. A line
+longer than ``max_record`` is scanned in overlapping windows, the block reader's policy, so memory
+stays bounded by ``max_record + block_size`` per file.
 
 The tailer never commits anything: it hands :class:`Chunk` objects, each with the checkpoint that is
 safe once the chunk's alerts are delivered, to ``emit`` (which blocks when the daemon is busy — that
@@ -36,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scanner.model import Diagnostic, Record, SourceRef, count_newlines
+from scanner.prefilter import IGNORE_MARKER
 from scanner.sources.files import _record, _safe_cut
 
 HEAD_BYTES = 1024
@@ -301,6 +303,8 @@ class Tailer:
         while f.buf:
             buf = f.buf
             cut = buf.rfind(b"\n") if at_eof else _safe_cut(buf)
+            if at_eof and not final and cut >= 0:
+                cut = _hold_ignore_line(buf, cut)
             if cut < 0 and not at_eof and buf.endswith(b"\n"):
                 cut = len(buf) - 1
             if cut >= 0:
@@ -386,3 +390,14 @@ def _count_newlines(fd: int, upto: int) -> int:
         n += count_newlines(data)
         pos += len(data)
     return n
+
+
+def _hold_ignore_line(buf: bytes, cut: int) -> int:
+    """Where to cut at end of file so that a last line holding ``vecleak:ignore`` stays behind.
+
+    The marker covers the next line too, which the writer may not have written yet; the held line
+    waits for it like a partial line does, ``flush_partial_after`` at most. Nothing on it is lost:
+    the marker covers its own line.
+    """
+    before = buf.rfind(b"\n", 0, cut)
+    return before if buf.find(IGNORE_MARKER, before + 1, cut) >= 0 else cut
