@@ -226,6 +226,16 @@ def test_ranges_yield_exactly_the_serial_records(
     assert joined == serial
 
 
+def test_a_file_gone_after_planning_is_unreadable_once(tmp_path: Path) -> None:
+    """As the serial reader says it: one diagnostic (from the first range), and the scan goes on."""
+    gone = str(tmp_path / "rotated-away.log")
+    first = list(read_range(gone, gone, 0, 4096, 8192))
+    assert [(d.kind, d.source) for d in first] == [("unreadable", gone)]
+    assert list(read_range(gone, gone, 8192, 12288, None)) == []
+    serial = list(FileSource([]).read_one(gone, gone))
+    assert [(d.kind, d.message) for d in serial] == [(d.kind, d.message) for d in first]
+
+
 def _tree(tmp_path: Path, fixtures: Path | None = None) -> Path:
     """A log directory as rotation leaves it: plain, .gz, .bz2, .xz, a corrupt gzip, an empty file."""
     root = tmp_path / "logs"

@@ -376,8 +376,17 @@ def read_range(
     ``start`` and ``stop`` come from :func:`split_points` (``stop`` None: to the end). Blocks are
     read at the same offsets as a serial read, so line numbers are the only thing that differs:
     they count from 1 at ``start``. Returns the number of lines in the range (newlines).
+
+    A file that went away (or lost its permissions) after it was planned is ``unreadable``, as
+    :meth:`FileSource.read_one` says it: once, by its first range; the other ranges yield nothing.
     """
-    with open(real, "rb") as raw:
+    try:
+        raw = open(real, "rb")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        if start == 0:
+            yield Diagnostic("unreadable", f"{display}: {exc.strerror}", display)
+        return 0
+    with raw:
         raw.seek(start)
         pending = raw.read(block_end - start)
         line = yield from read_stream(
