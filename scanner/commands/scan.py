@@ -162,7 +162,7 @@ def open_sinks(args: argparse.Namespace, console: Console) -> list[Any]:
     return sinks
 
 
-def prepare(args: argparse.Namespace) -> tuple[Engine, Level] | int:
+def prepare(args: argparse.Namespace, pipeline: Pipeline | None = None) -> tuple[Engine, Level] | int:
     """Rules, sinks, baseline and the engine, or an exit code after a clear error on stderr."""
     try:
         fail_on = Level.parse(args.fail_on)
@@ -178,7 +178,8 @@ def prepare(args: argparse.Namespace) -> tuple[Engine, Level] | int:
         error(str(exc))
         return EXIT_ERROR
     noise = NoiseControl(args.group_window, args.max_alerts_per_minute)
-    return Engine(Pipeline(), rules, sinks, baseline=baseline, noise=noise, inversion=inversion), fail_on
+    engine = Engine(pipeline or Pipeline(), rules, sinks, baseline=baseline, noise=noise, inversion=inversion)
+    return engine, fail_on
 
 
 def _sampled_inversion(args: argparse.Namespace) -> SampledInversion | None:
@@ -237,16 +238,22 @@ def _wait_inversions(engine: Engine) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    prepared = prepare(args)
-    if isinstance(prepared, int):
-        return prepared
-    engine, fail_on = prepared
+    pipeline = Pipeline()
     source = FileSource(args.paths, include=args.include, exclude=args.exclude)
-    show = not args.no_progress and sys.stderr.isatty()
+    # Workers are forked first, while this process has no other thread: before the sinks (a spool
+    # sink sends from a thread), the inversion worker and the progress bar exist.
     try:
-        # Workers are forked first: before the progress bar's thread exists.
-        with parallel.open_pool(args.jobs, engine.pipeline, source) as pool:
-            if show:
+        workers = parallel.open_pool(args.jobs, pipeline, source)
+    except parallel.WorkerError as exc:
+        error(str(exc))
+        return EXIT_ERROR
+    with workers as pool:
+        prepared = prepare(args, pipeline)
+        if isinstance(prepared, int):
+            return prepared
+        engine, fail_on = prepared
+        try:
+            if not args.no_progress and sys.stderr.isatty():
                 with Progress(
                     "[progress.description]{task.description}",
                     BarColumn(),
@@ -264,10 +271,10 @@ def run(args: argparse.Namespace) -> int:
                     _scan(engine, source, pool, tick)
             else:
                 _scan(engine, source, pool, None)
-    except (OSError, parallel.WorkerError) as exc:
-        error(str(exc))
-        engine.close(source.progress.files)
-        return EXIT_ERROR
+        except (OSError, parallel.WorkerError) as exc:
+            error(str(exc))
+            engine.close(source.progress.files)
+            return EXIT_ERROR
     return finish(args, engine, fail_on, source.progress.files)
 
 
