@@ -14,11 +14,14 @@ import os
 import subprocess
 import sys
 import textwrap
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import scan_paths, unit_vectors
+
+from scanner.sources.files import _gzip_reader
 
 REPO = Path(__file__).resolve().parent.parent
 V = unit_vectors(1, 384, seed=21)[0]
@@ -208,3 +211,36 @@ def test_50mb_line_memory_bounded_and_vector_found(tmp_path, where):
     assert kinds_seen.count("long-line") == 1
     # Windows are 16 MB; reading the 50 MB line whole would need several times 50 MB.
     assert max_rss_mb < 200, max_rss_mb
+
+
+def _inflate_until_error(stream) -> tuple[bytes, type | None]:
+    parts = []
+    try:
+        while part := stream.read1(256 * 1024):
+            parts.append(part)
+    except (OSError, EOFError, zlib.error) as exc:
+        return b"".join(parts), type(exc)
+    return b"".join(parts), None
+
+
+@pytest.mark.parametrize("damage", ["none", "truncated", "corrupt", "bad-crc"])
+def test_gzip_reader_recovers_what_zlib_recovers(tmp_path, damage):
+    """The ISA-L reader is faster, but at damage it must give up exactly where zlib does."""
+    rng = np.random.default_rng(5)
+    text = b"".join(b"INFO %d " % i + rng.bytes(40).hex().encode() + b"\n" for i in range(60_000))
+    good = gzip.compress(text, compresslevel=6)
+    data = {
+        "none": good,
+        "truncated": good[: len(good) * 2 // 3],
+        "corrupt": good[: len(good) // 2] + bytes(300) + good[len(good) // 2 + 300 :],
+        "bad-crc": good[:-8] + bytes(4) + good[-4:],
+    }[damage]
+    path = tmp_path / "a.log.gz"
+    path.write_bytes(data)
+    with open(path, "rb") as raw:
+        expected = _inflate_until_error(gzip.GzipFile(fileobj=raw, mode="rb"))
+    with open(path, "rb") as raw:
+        got = _inflate_until_error(_gzip_reader(raw))
+    assert got[0] == expected[0]
+    assert (got[1] is None) == (expected[1] is None)
+    assert (damage == "none") == (expected[1] is None)

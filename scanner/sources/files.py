@@ -219,11 +219,75 @@ def _maybe_decompress(raw: BinaryIO) -> tuple[BinaryIO, str | None]:
     for magic, kind in _MAGIC:
         if head.startswith(magic):
             if kind == "gzip":
-                return gzip.GzipFile(fileobj=raw, mode="rb"), kind  # type: ignore[return-value]
+                return _gzip_reader(raw), kind
             # BZ2File and LZMAFile take the file object as their first argument (no ``fileobj=``).
             opener = bz2.BZ2File if kind == "bz2" else lzma.LZMAFile
             return opener(raw, mode="rb"), kind  # type: ignore[return-value]
     return raw, None
+
+
+def _gzip_reader(raw: BinaryIO) -> BinaryIO:
+    """ISA-L's gzip reader where the ``isal`` wheel exists (x86-64, arm64), else zlib's."""
+    try:
+        from isal.igzip import IGzipFile
+        from isal.isal_zlib import error as isal_error
+    except ImportError:
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    return _FastGzip(raw, IGzipFile, (*_DECOMPRESS_ERRORS, isal_error))  # type: ignore[return-value]
+
+
+class _FastGzip(io.RawIOBase):
+    """gzip through ISA-L (``isal.igzip``: about four times zlib's speed on logs), with zlib's
+    reader taking over at the first error.
+
+    igzip inflates in larger steps, so at a truncation or a corrupt stretch it gives up some
+    hundred KiB before zlib does. Nothing may be lost, so zlib re-reads the archive up to the
+    bytes already delivered and goes on from there: exactly what zlib alone would recover, and
+    the error it meets is the one reported. Only a damaged file pays for the second pass.
+    """
+
+    def __init__(self, raw: BinaryIO, fast: type, errors: tuple[type[BaseException], ...]) -> None:
+        self._raw = raw
+        self._fast = fast(fileobj=raw, mode="rb")
+        self._errors = errors
+        self._slow: gzip.GzipFile | None = None
+        self._delivered = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read1(self, size: int = -1) -> bytes:
+        if self._slow is None:
+            try:
+                part = self._fast.read1(size)
+            except self._errors:
+                self._take_over()
+            else:
+                self._delivered += len(part)
+                return part
+        assert self._slow is not None
+        return self._slow.read1(size)
+
+    def read(self, size: int = -1) -> bytes:
+        parts: list[bytes] = []
+        got = 0
+        while size < 0 or got < size:
+            part = self.read1(-1 if size < 0 else size - got)
+            if not part:
+                break
+            parts.append(part)
+            got += len(part)
+        return b"".join(parts)
+
+    def _take_over(self) -> None:
+        self._raw.seek(0)
+        self._slow = gzip.GzipFile(fileobj=self._raw, mode="rb")
+        skip = self._delivered
+        while skip:  # an error here is zlib's own, before the point igzip reached: it is reported
+            part = self._slow.read1(min(skip, 1 << 20))
+            if not part:
+                break
+            skip -= len(part)
 
 
 def read_stream(
