@@ -49,7 +49,8 @@ from scanner import prefilter
 from scanner.engine import Engine
 from scanner.model import Diagnostic, Record
 from scanner.pipeline import Pipeline, ScanResult
-from scanner.sources.files import FileSource, read_range, split_points
+from scanner.sources.files import MARK_BYTES, FileSource, Mark, Started, read_range, split_points
+from scanner.sources.scanstate import FilePlan, ScanState, Tracker
 
 RANGE_SIZE = 16 * 1024 * 1024  # four 4 MB blocks, ~40 ms of work: enough tasks to even out workers
 DEPTH = 2  # tasks in flight per worker: one running, one queued, so no worker waits for the next
@@ -142,22 +143,45 @@ class Task:
     stop: int | None = None
     ranged: bool = False
     first: bool = True  # the first range of its file (or a whole file)
+    line: int = 1  # the line at ``start`` of a first range (``scan --state`` resumes mid-file)
+    plan: FilePlan | None = None  # ``scan --state``: the file's plan; its mark is tracked
 
 
-def plan(source: FileSource, targets: Iterable[tuple[str, str]], range_size: int) -> Iterator[Task]:
-    """The tasks for ``targets`` (from :meth:`FileSource.targets`), in order, planned as they are needed."""
+def plan(
+    source: FileSource,
+    targets: Iterable[tuple[str, str]],
+    range_size: int,
+    state: ScanState | None = None,
+) -> Iterator[Task]:
+    """The tasks for ``targets`` (from :meth:`FileSource.targets`), in order, planned as they are needed.
+
+    With ``state`` (``scan --state``), a file with nothing new has no task, and a resumed file's
+    tasks start at its mark: the first range there, the others at the cuts a serial read from
+    there makes.
+    """
     for display, real in targets:
         size = 0
         if real != "-":
             with contextlib.suppress(OSError):
                 size = os.path.getsize(real)
-        points = split_points(real, source.block_size, range_size) if real != "-" else None
+        fp = state.plan(display, real) if state is not None and real != "-" else None
+        if fp is not None and fp.how == "unchanged":
+            source.progress.done += size
+            assert state is not None
+            state.finish(fp, None, None, None)
+            continue
+        at = fp.resume.at if fp is not None and fp.resume is not None else None
+        first, line = (at.offset, at.line) if at is not None else (0, 1)
+        tracked = fp if fp is not None and fp.key is not None else None
+        points = split_points(real, source.block_size, range_size, first) if real != "-" else None
         if points is None:
-            yield Task(display, real, size)
+            yield Task(display, real, size - first, plan=tracked)
             continue
         for i, (start, block_end) in enumerate(points):
             stop = points[i + 1][0] if i + 1 < len(points) else None
-            yield Task(display, real, (stop or size) - start, start, block_end, stop, True, i == 0)
+            yield Task(
+                display, real, (stop or size) - start, start, block_end, stop, True, i == 0, line, tracked
+            )
 
 
 Event = Diagnostic | tuple[int, ScanResult]  # an input problem, or a record's size and scan result
@@ -170,14 +194,17 @@ def _scan_task(task: Task, pipeline: Pipeline, limits: FileSource, batch: int) -
         items = read_range(task.display, task.real, task.start, task.block_end, task.stop, limits)
     else:
         opened = limits.progress.files
-        items = limits.read_one(task.display, task.real)
+        items = limits.read_one(task.display, task.real, task.plan.resume if task.plan else None)
+    tracker = Tracker() if task.plan is not None else None
+    if tracker is not None:
+        items = tracker.watch(items)
     events: list[Event] = []
     size = 0
     while True:
         try:
             item = next(items)
         except StopIteration as end:
-            newlines = end.value or 0
+            returned = end.value
             break
         if isinstance(item, Diagnostic):
             events.append(item)
@@ -189,7 +216,22 @@ def _scan_task(task: Task, pipeline: Pipeline, limits: FileSource, batch: int) -
             yield ("batch", events)
             events, size = [], 0
     files = int(task.first) if task.ranged else limits.progress.files - opened
-    yield ("done", events, newlines, files)
+    newlines = (returned or 0) if task.ranged else 0
+    yield ("done", events, newlines, files, _tracked(task, tracker, None if task.ranged else returned))
+
+
+def _tracked(task: Task, tracker: Tracker | None, started: Started | None) -> tuple | None:
+    """``scan --state``: where a whole file's read started, and the mark and end the task reached."""
+    if tracker is None:
+        return None
+    if task.ranged:
+        seed = b""
+        if tracker.end is not None and task.start:
+            with contextlib.suppress(OSError), open(task.real, "rb") as fh:
+                fh.seek(max(0, task.start - MARK_BYTES))
+                seed = fh.read(min(MARK_BYTES, task.start))
+        return None, tracker.result(seed), tracker.end
+    return started, tracker.result(started.before if started else b""), tracker.end
 
 
 def _work(conn: Connection, pipeline: Pipeline, limits: FileSource, batch: int, others: list) -> None:
@@ -292,8 +334,17 @@ class Pool:
             w.conn.close()
         self.workers = []
 
-    def scan(self, engine: Engine, source: FileSource, on_progress: Callable[[], None] | None = None) -> None:
-        """What ``engine.run(source.records())`` does, with the records scanned by the workers."""
+    def scan(
+        self,
+        engine: Engine,
+        source: FileSource,
+        on_progress: Callable[[], None] | None = None,
+        state: ScanState | None = None,
+    ) -> None:
+        """What ``engine.run(source.records())`` does, with the records scanned by the workers.
+
+        With ``state``, what ``engine.run(scanstate.records(source, state))`` does.
+        """
         items = source.targets()
         while True:
             try:
@@ -301,7 +352,7 @@ class Pool:
             except StopIteration as end:
                 targets = end.value
                 break
-        self._run(engine, source, plan(source, targets, self.range_size), on_progress)
+        self._run(engine, source, plan(source, targets, self.range_size, state), on_progress, state)
 
     def _run(
         self,
@@ -309,6 +360,7 @@ class Pool:
         source: FileSource,
         tasks: Iterator[Task],
         on_progress: Callable[[], None] | None,
+        state: ScanState | None = None,
     ) -> None:
         order: deque[tuple[int, Task]] = deque()
         inbox: dict[int, deque[tuple]] = {}
@@ -318,6 +370,7 @@ class Pool:
         queued = 0  # bytes of the tasks in ``order``
         seq = 0
         shift = 0  # lines of a file's ranges before the one being replayed
+        reached: tuple[Started | None, Mark | None, int | None] = (None, None, None)  # --state
 
         def refill() -> None:
             nonlocal seq, queued
@@ -358,10 +411,14 @@ class Pool:
                 if msg[0] == "crash":
                     raise WorkerError(f"a scan worker failed on {task.display}:\n{msg[1].rstrip()}")
                 if task.first:
-                    shift = 0
+                    shift = task.line - 1 if task.ranged else 0
                 _replay(engine, msg[1], shift)
                 if msg[0] == "batch":
                     continue
+                if state is not None and task.plan is not None:
+                    reached = _merge(task, reached if not task.first else (None, None, None), msg[4], shift)
+                    if task.stop is None:  # its last task: the file is done
+                        state.finish(task.plan, *reached)
                 shift += msg[2]
                 source.progress.files += msg[3]
                 del inbox[head], owner[head]
@@ -407,6 +464,22 @@ class Pool:
             f"scan worker {w.process.pid} {how} before it finished {where}"
             " (out of memory? see dmesg); the scan is incomplete"
         )
+
+
+def _merge(
+    task: Task,
+    before: tuple[Started | None, Mark | None, int | None],
+    tracked: tuple[Started | None, Mark | None, int | None],
+    shift: int,
+) -> tuple[Started | None, Mark | None, int | None]:
+    """A file's mark so far, with one more of its tasks: ranges count lines from 1, so shift them."""
+    started, mark, end = tracked
+    if task.ranged:
+        at = task.plan.resume.at if task.plan is not None and task.plan.resume is not None else None
+        started = Started(at, task.plan.resume.before) if at is not None and task.first else before[0]  # type: ignore[union-attr]
+        if mark is not None:
+            mark = Mark(mark.offset, mark.line + shift, mark.tail, mark.end)
+    return started, mark or before[1], end if end is not None else before[2]
 
 
 def _replay(engine: Engine, events: list[Event], shift: int) -> None:

@@ -19,7 +19,9 @@ from scanner.noise import NoiseControl, parse_duration
 from scanner.pipeline import Pipeline
 from scanner.rules import RuleError, load_rules
 from scanner.sinks import FORMATS, open_sink
+from scanner.sources import scanstate
 from scanner.sources.files import FileSource
+from scanner.state import StateError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,6 +45,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="worker processes that scan (default 1: no workers); auto: one per CPU this process may use."
         " Output is the same as with 1",
+    )
+    p.add_argument(
+        "--state",
+        metavar="FILE",
+        help="incremental runs: remember in FILE (SQLite, created 0600) how far each file was scanned,"
+        " and scan only what is new since (files are known by their content: rotated and compressed"
+        " logs too)",
+    )
+    p.add_argument(
+        "--state-ttl",
+        type=_duration,
+        default=scanstate.DEFAULT_TTL_S,
+        metavar="DURATION",
+        help="forget files not seen for this long (default 30d)",
     )
     add_invert_options(p)
     p.set_defaults(func=run)
@@ -198,7 +214,8 @@ def _sampled_inversion(args: argparse.Namespace) -> SampledInversion | None:
     return SampledInversion(lambda: inversion.InversionEnricher(budget=budget), sample=args.invert_sample)
 
 
-def finish(args: argparse.Namespace, engine: Engine, fail_on: Level, files: int) -> int:
+def finish(args: argparse.Namespace, engine: Engine, fail_on: Level, files: int, extra: str = "") -> int:
+    """Deliver what is held, close the sinks, print the summary line (``extra`` appended)."""
     _wait_inversions(engine)
     summary = engine.close(files)
     if args.write_baseline:
@@ -215,7 +232,8 @@ def finish(args: argparse.Namespace, engine: Engine, fail_on: Level, files: int)
                 if summary["grouped"] or summary["rate_limited"]
                 else ""
             )
-            + (f"; {summary['inverted']} inverted" if engine.inversion is not None else ""),
+            + (f"; {summary['inverted']} inverted" if engine.inversion is not None else "")
+            + (f"; {extra}" if extra else ""),
             highlight=False,
             soft_wrap=True,  # one line, for grep and CI logs
         )
@@ -240,6 +258,21 @@ def _wait_inversions(engine: Engine) -> None:
 def run(args: argparse.Namespace) -> int:
     pipeline = Pipeline()
     source = FileSource(args.paths, include=args.include, exclude=args.exclude)
+    try:
+        state = scanstate.ScanState(args.state, args.state_ttl) if args.state else None
+    except (OSError, StateError, ValueError) as exc:
+        error(f"--state {args.state}: {exc}")
+        return EXIT_ERROR
+    try:
+        return _run(args, pipeline, source, state)
+    finally:
+        if state is not None:
+            state.close()
+
+
+def _run(
+    args: argparse.Namespace, pipeline: Pipeline, source: FileSource, state: scanstate.ScanState | None
+) -> int:
     # Workers are forked first, while this process has no other thread: before the sinks (a spool
     # sink sends from a thread), the inversion worker and the progress bar exist.
     try:
@@ -268,20 +301,41 @@ def run(args: argparse.Namespace) -> int:
                     def tick(_record: Any = None) -> None:
                         bar.update(task, total=source.progress.total or None, completed=source.progress.done)
 
-                    _scan(engine, source, pool, tick)
+                    _scan(engine, source, pool, tick, state)
             else:
-                _scan(engine, source, pool, None)
+                _scan(engine, source, pool, None, state)
         except (OSError, parallel.WorkerError) as exc:
             error(str(exc))
-            engine.close(source.progress.files)
+            # The files finished before the failure keep their marks, once their alerts are out.
+            try:
+                engine.close(source.progress.files)
+            except OSError as again:
+                error(f"{again}; --state not updated")
+                return EXIT_ERROR
+            if state is not None:
+                state.commit()
             return EXIT_ERROR
-    return finish(args, engine, fail_on, source.progress.files)
+    try:
+        code = finish(args, engine, fail_on, source.progress.files, state.summary() if state else "")
+    except OSError as exc:  # a sink could not finish delivering: the next run scans this again
+        error(f"{exc}" + ("; --state not updated" if state is not None else ""))
+        return EXIT_ERROR
+    if state is not None:
+        state.commit()
+        if (args.format or ("table" if sys.stdout.isatty() else "jsonl")) == "table":
+            Console(file=sys.stderr).print(f"vecleak: {state.summary()}", highlight=False, soft_wrap=True)
+    return code
 
 
 def _scan(
-    engine: Engine, source: FileSource, pool: parallel.Pool | None, tick: Callable[[], None] | None
+    engine: Engine,
+    source: FileSource,
+    pool: parallel.Pool | None,
+    tick: Callable[[], None] | None,
+    state: scanstate.ScanState | None = None,
 ) -> None:
     if pool is None:
-        engine.run(source.records(), on_record=None if tick is None else lambda _record: tick())
+        items = source.records() if state is None else scanstate.records(source, state)
+        engine.run(items, on_record=None if tick is None else lambda _record: tick())
     else:
-        pool.scan(engine, source, tick)
+        pool.scan(engine, source, tick, state)

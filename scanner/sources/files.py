@@ -15,6 +15,7 @@ import bz2
 import contextlib
 import fnmatch
 import gzip
+import hashlib
 import io
 import lzma
 import os
@@ -111,36 +112,181 @@ class FileSource:
             return False
         return not any(fnmatch.fnmatch(rel, g) or fnmatch.fnmatch(name, g) for g in self.exclude)
 
-    def read_one(self, display: str, real: str) -> Iterator[Record | Diagnostic]:
-        """One file (or ``-``) of :meth:`targets`, whole: decompressed, or decoded as a trace export."""
+    def read_one(
+        self, display: str, real: str, resume: Resume | None = None
+    ) -> Generator[Record | Diagnostic, None, Started | None]:
+        """One file (or ``-``) of :meth:`targets`, whole: decompressed, or decoded as a trace export.
+
+        With ``resume`` (``scan --state``), from where an earlier run stopped: a plain file at
+        ``resume.at`` (checked by the caller); a compressed one at the mark of ``resume.marks`` its
+        text proves to be, found while decompressing (:func:`skip_to_mark`). Returns where it
+        started (None: from the start).
+        """
         if real == "-":
             source = SourceRef(kind="stdin", display="-", identity="stdin")
             yield from read_stream(sys.stdin.buffer, source, self)
-            return
+            return None
         try:
             # O_NONBLOCK: opening a FIFO (or a device) for reading must not wait for a writer; the
             # fstat below then turns it away. It changes nothing for regular files.
             raw = os.fdopen(os.open(real, os.O_RDONLY | os.O_NONBLOCK), "rb")
         except OSError as exc:
             yield Diagnostic("unreadable", f"{display}: {exc.strerror}", display)
-            return
+            return None
         self.progress.files += 1
+        started: Started | None = None
         try:
             stat = os.fstat(raw.fileno())
             source = file_source(display, real)
             if not _is_regular(stat.st_mode):
                 yield Diagnostic("unreadable", f"{display}: not a regular file", display)
-                return
+                return None
             stream, kind = _maybe_decompress(raw)
             before = self.progress.done
-            stream, traced = _maybe_trace_document(stream, source)
-            if traced is not None:
-                yield from traced
+            if resume is not None and resume.at is not None and kind is None:
+                at = resume.at
+                started = Started(at, resume.before)
+                raw.seek(at.offset)
+                yield from read_stream(raw, source, self, raw=raw, offset=at.offset, line=at.line)
+            elif resume is not None and resume.marks and kind is not None:
+                stream, kind, started, pending = _resume_compressed(raw, resume.marks, self.max_record)
+                if started is None:  # not the text scanned before: all of it
+                    yield from read_stream(stream, source, self, raw=raw, compressed=kind)
+                elif not started.unchanged:
+                    mark = started.mark
+                    yield from read_stream(
+                        stream,
+                        source,
+                        self,
+                        raw=raw,
+                        compressed=kind,
+                        offset=mark.offset,
+                        pending=pending,
+                        line=mark.line,
+                    )
             else:
-                yield from read_stream(stream, source, self, raw=raw, compressed=kind)
+                stream, traced = _maybe_trace_document(stream, source)
+                if traced is not None:
+                    yield from traced
+                else:
+                    yield from read_stream(stream, source, self, raw=raw, compressed=kind)
             self.progress.done = before + stat.st_size
         finally:
             raw.close()
+        return started
+
+
+MARK_BYTES = 1024  # the bytes before a resume point whose digest proves a file is the one scanned
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """Where an earlier ``scan --state`` run stopped in a file's (decompressed) text.
+
+    ``offset``/``line``: the start of the first line not yet scanned whole (the next run begins
+    there); ``tail``: SHA-256 of the ``MARK_BYTES`` before ``offset`` (fewer at the start), which
+    a file must match to be resumed; ``end``: the bytes read (past ``offset`` when the last line had
+    no newline yet).
+    """
+
+    offset: int
+    line: int
+    tail: str
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """Where :meth:`FileSource.read_one` resumed: the mark, the ``MARK_BYTES`` before it, and
+    whether there was nothing new past it (then nothing was scanned)."""
+
+    mark: Mark
+    before: bytes
+    unchanged: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Where :meth:`FileSource.read_one` starts: ``at`` for a plain file (already checked), or the
+    ``marks`` a compressed file may be at (checked while decompressing)."""
+
+    at: Mark | None = None
+    before: bytes = b""  # the MARK_BYTES before ``at``
+    marks: tuple[Mark, ...] = ()
+
+
+def mark_digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def skip_to_mark(stream: BinaryIO, marks: tuple[Mark, ...]) -> tuple[Mark, bool, bytes] | None:
+    """Decompress past the text an earlier run scanned, proving on the way that it is that text.
+
+    Tries ``marks`` in offset order, in one pass, and takes the furthest whose ``tail`` matches the
+    bytes before it. Returns ``(mark, whether the stream stands at mark.offset, the MARK_BYTES
+    before it)``, or None when no mark matches. Damage met before a mark means the text is not the
+    one scanned.
+    """
+    pos, recent, best, before = 0, b"", None, b""
+    try:
+        for mark in sorted(marks, key=lambda m: m.offset):
+            while pos < mark.offset:
+                data = _read_block(stream, min(BLOCK_SIZE, mark.offset - pos))
+                if not data:
+                    break
+                recent = (recent + data[-MARK_BYTES:])[-MARK_BYTES:]
+                pos += len(data)
+            if pos < mark.offset:
+                break
+            if mark_digest(recent[len(recent) - min(MARK_BYTES, mark.offset) :]) == mark.tail:
+                best, before = mark, recent
+    except (_PartialRead, *_DECOMPRESS_ERRORS):
+        pass
+    return None if best is None else (best, pos == best.offset, before)
+
+
+def _resume_compressed(
+    raw: BinaryIO, marks: tuple[Mark, ...], keep_limit: int
+) -> tuple[BinaryIO, str | None, Started | None, bytes]:
+    """Open a compressed file where its text goes on past what an earlier run scanned.
+
+    Returns ``(stream, kind, started, pending)``: ``started`` None to read all from a fresh stream;
+    else the stream stands past ``pending``, the bytes from the mark on already read (its
+    unfinished last line). That line is kept in memory up to ``keep_limit`` bytes; a longer one is
+    read past, then read again.
+    """
+    stream, kind = _maybe_decompress(raw)
+    found = skip_to_mark(stream, marks)
+    if found is None:
+        raw.seek(0)
+        return (*_maybe_decompress(raw), None, b"")
+    mark, positioned, before = found
+    if not positioned:  # a later mark was tried after the one that matched: skip again
+        raw.seek(0)
+        stream, kind = _maybe_decompress(raw)
+        skip_to_mark(stream, (mark,))
+    want = mark.end - mark.offset + 1  # one byte more than was read: is there anything new?
+    if want <= keep_limit:
+        try:
+            pending = _read_block(stream, want)
+        except _PartialRead as partial:
+            pending = partial.data  # damage past what was read before is this run's to report
+        if len(pending) == want - 1:
+            return stream, kind, Started(mark, before, unchanged=True), b""
+        return stream, kind, Started(mark, before), pending
+    got = 0
+    with contextlib.suppress(_PartialRead, *_DECOMPRESS_ERRORS):
+        while got < want:
+            part = _read_block(stream, min(BLOCK_SIZE, want - got))
+            if not part:
+                break
+            got += len(part)
+    if got == want - 1:
+        return stream, kind, Started(mark, before, unchanged=True), b""
+    raw.seek(0)
+    stream, kind = _maybe_decompress(raw)
+    skip_to_mark(stream, (mark,))
+    return stream, kind, Started(mark, before), b""
 
 
 def file_source(display: str, real: str) -> SourceRef:
@@ -299,19 +445,20 @@ def read_stream(
     offset: int = 0,
     pending: bytes = b"",
     stop: int | None = None,
+    line: int = 1,
 ) -> Generator[Record | Diagnostic, None, int]:
     """Cut a byte stream into Records of whole lines, bounded in size; decode errors become Diagnostics.
 
     Returns the line number after the last byte read. ``offset``, ``pending`` and ``stop`` let
     :func:`read_range` resume at one of this reader's own cuts (``pending``: the rest of the block
     read before it, found at ``offset``) and end at another (``stop``); the default reads all.
+    ``line`` is the line number at ``offset`` (a ``scan --state`` run resumes mid-file).
     """
     block_size = limits.block_size if limits else BLOCK_SIZE
     max_record = limits.max_record if limits else MAX_RECORD
     overlap = limits.overlap if limits else OVERLAP
     progress = limits.progress if limits else None
     buf = pending
-    line = 1
     long_line_reported = False
     failed = False
     while not failed:
@@ -382,12 +529,13 @@ def read_stream(
     return line
 
 
-def split_points(real: str, block_size: int, range_size: int) -> list[tuple[int, int]] | None:
+def split_points(real: str, block_size: int, range_size: int, start: int = 0) -> list[tuple[int, int]] | None:
     """Where to cut a large plain file into ranges that :func:`read_range` can scan on their own.
 
-    Returns ``(start, end of the block holding the cut)`` per range, the first ``(0, 0)``, or None
-    when the file is to be read whole by :meth:`FileSource.read_one` (too small to split, not a
-    regular file, compressed, or a trace export).
+    Returns ``(start, end of the block holding the cut)`` per range, the first ``(start, start)``,
+    or None when the file is to be read whole by :meth:`FileSource.read_one` (too small to split,
+    not a regular file, compressed, or a trace export). ``start``: where a serial read begins (a
+    ``scan --state`` run resumes there), its blocks then lying at ``start + k * block_size``.
 
     A cut is one that :func:`read_stream` is sure to make whatever came before: its fast path
     cuts each full block it reads at the block's last safe newline (:func:`_last_safe_newline`,
@@ -405,17 +553,17 @@ def split_points(real: str, block_size: int, range_size: int) -> list[tuple[int,
     try:
         stat = os.fstat(fd)
         size = stat.st_size
-        if not _is_regular(stat.st_mode) or size < 2 * range_size:
+        if not _is_regular(stat.st_mode) or size - start < 2 * range_size:
             return None
         head = os.pread(fd, 65536, 0)
         if any(head.startswith(magic) for magic, _ in _MAGIC) or traces.may_be_trace(head):
             return None
         tail = min(block_size, LOOKBACK)  # the bytes _last_safe_newline looks at
         step = max(1, range_size // block_size)
-        points = [(0, 0)]
+        points = [(start, start)]
         k = step  # blocks read before the next cut: the cut sits in block k - 1
-        while (k + 1) * block_size < size:  # a full block, and a whole one after it
-            end = k * block_size
+        while start + (k + 1) * block_size < size:  # a full block, and a whole one after it
+            end = start + k * block_size
             pos = _last_safe_newline(os.pread(fd, tail, end - tail))
             if pos < 0:
                 k += 1  # a long line or a long run of continuation lines: try the next block

@@ -89,7 +89,12 @@ def file_key(st: os.stat_result) -> str:
 
 
 def head_digest(fd: int, length: int) -> tuple[int, str]:
-    head = os.pread(fd, length, 0)
+    """``(bytes hashed, SHA-256)`` of a file's first ``length`` bytes (fewer in a shorter file)."""
+    return digest_head(os.pread(fd, length, 0))
+
+
+def digest_head(head: bytes) -> tuple[int, str]:
+    """:func:`head_digest` of bytes already read (``scan --state`` hashes a compressed file's text)."""
     return len(head), hashlib.sha256(head).hexdigest()
 
 
