@@ -337,3 +337,22 @@ def test_jobs_cli_output_matches_serial(tmp_path: Path) -> None:
 
 def alerts_of(docs: list[dict]) -> list[dict]:
     return [d for d in docs if d.get("event", {}).get("kind") == "alert"]
+
+
+def test_damaged_gzip_is_reported_once(tmp_path: Path) -> None:
+    logs = _logs(tmp_path)
+    data = gzip.compress((_noise(3000) + _vec(0) + _noise(3000)).encode())
+    (logs / "app.log.2.gz").write_bytes(data[: len(data) * 3 // 4])  # cut short
+    code, found, err = _scan(tmp_path)
+    assert found == [("app.log.2.gz", 3001, _sha(0))] and "1 input problem" in err, err
+    code, found, err = _scan(tmp_path)  # the damage lies past what was read: not read again
+    assert found == [] and "0 input problem" in err and "1 file(s) unchanged" in err, err
+
+
+def test_unchanged_trace_export_is_skipped(tmp_path: Path, fixtures_dir: Path) -> None:
+    name = "Arize-ai__openinference__js__packages__openinference-vercel__test____fixtures____v6-spans__all-spans.json"
+    shutil.copy(fixtures_dir / name, _logs(tmp_path) / "spans.json")
+    code, first, err = _scan(tmp_path)
+    assert first and "1 from the start" in err, err
+    code, found, err = _scan(tmp_path)
+    assert found == [] and "1 file(s) unchanged" in err, err

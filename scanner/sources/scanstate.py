@@ -131,7 +131,7 @@ class Tracker:
             self._resolve()
             window = data[max(0, cut - MARK_BYTES) : cut]
             if len(window) < MARK_BYTES and skip == 0:
-                window = self._recent[len(self._recent) - (MARK_BYTES - len(window)) :] + window
+                window = self._recent[max(0, len(self._recent) - (MARK_BYTES - len(window))) :] + window
             self._pending = (record, cut, window)
         tail = data[max(skip, len(data) - MARK_BYTES) :]
         self._recent = tail if len(tail) >= MARK_BYTES else (self._recent + tail)[-MARK_BYTES:]
@@ -155,7 +155,7 @@ class Tracker:
         want = min(MARK_BYTES, offset)
         if len(window) < want:
             window = (seed + window)[-want:]
-        return Mark(offset, line, mark_digest(window[len(window) - want :]), self.end or offset)
+        return Mark(offset, line, mark_digest(window[max(0, len(window) - want) :]), self.end or offset)
 
 
 def _mark_cut(data: bytes, floor: int) -> int:
@@ -210,8 +210,8 @@ class ScanState:
             if text is None:
                 return plan
             plan.trace = traces.may_be_trace(text)
-            if compressed and plan.trace:
-                return plan  # one document, and its size unknown before it is inflated: read each run
+            if (compressed and plan.trace) or not text:
+                return plan  # one document of a size unknown before it is inflated; or empty
             head_len, head_sha = digest_head(text[:HEAD_BYTES])
             plan.key = f"{head_len}:{head_sha}"
             plan.how = "full"
