@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import os
 import re
 
 import yaml
@@ -57,9 +58,18 @@ def test_daemonset_follows_node_logs():
 def test_cronjob_runs_scan():
     doc = yaml.safe_load((DEPLOY / "kubernetes" / "cronjob.yaml").read_text())
     assert doc["kind"] == "CronJob" and doc["spec"]["schedule"]
-    _, c = _vecleak("cronjob.yaml")
+    pod, c = _vecleak("cronjob.yaml")
     assert c["args"][0] == "scan" and "--fail-on" in c["args"]
     _parses(c["args"])
+    assert doc["spec"]["concurrencyPolicy"] == "Forbid"  # one run at a time per state file
+    # The state lives on its own writable volume (the root filesystem is read-only), in a folder
+    # that also holds SQLite's -wal and -shm files.
+    state = c["args"][c["args"].index("--state") + 1]
+    mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+    folder = os.path.dirname(state)
+    assert folder in mounts and not mounts[folder].get("readOnly", False)
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "persistentVolumeClaim" in volumes[mounts[folder]["name"]]
 
 
 def test_systemd_unit_is_hardened_and_runs_watch():
