@@ -105,9 +105,15 @@ def test_rename_then_gzip_rotation_sees_the_tail_once(tmp_path: Path) -> None:
     with (logs / "app.log.1").open("rb") as src, gzip.open(logs / "app.log.1.gz", "wb") as dst:
         shutil.copyfileobj(src, dst)
     (logs / "app.log.1").unlink()
+    for _ in range(2):  # inflated and checked, then known by its compressed bytes
+        code, found, err = _scan(tmp_path)
+        assert code == 0 and found == [], err
+        assert "2 file(s) unchanged" in err
+
+    with (logs / "app.log.1.gz").open("ab") as fh:  # a second gzip member: new text after the mark
+        fh.write(gzip.compress((_noise(1) + _vec(5)).encode()))
     code, found, err = _scan(tmp_path)
-    assert code == 0 and found == [], err
-    assert "2 file(s) unchanged" in err
+    assert found == [("app.log.1.gz", 47, _sha(5))] and "1 resumed" in err, err
 
 
 def test_tail_appended_before_compression_is_scanned_from_the_gzip(tmp_path: Path) -> None:

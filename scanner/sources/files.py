@@ -143,7 +143,7 @@ class FileSource:
                 return None
             stream, kind = _maybe_decompress(raw)
             before = self.progress.done
-            if resume is not None and resume.at is not None and kind is None:
+            if resume is not None and resume.at is not None and kind is None and _still_at(raw, resume):
                 at = resume.at
                 started = Started(at, resume.before)
                 raw.seek(at.offset)
@@ -174,6 +174,14 @@ class FileSource:
         finally:
             raw.close()
         return started
+
+
+def _still_at(raw: BinaryIO, resume: Resume) -> bool:
+    """The bytes before the mark are still those the plan checked: the path was not given to another
+    file (a rotation) between the plan and this read, which ``--jobs`` may put seconds apart."""
+    at, before = resume.at, resume.before
+    assert at is not None
+    return os.pread(raw.fileno(), len(before), at.offset - len(before)) == before
 
 
 MARK_BYTES = 1024  # the bytes before a resume point whose digest proves a file is the one scanned
@@ -255,6 +263,7 @@ def _resume_compressed(
     unfinished last line). That line is kept in memory up to ``keep_limit`` bytes; a longer one is
     read past, then read again.
     """
+    raw.seek(0)
     stream, kind = _maybe_decompress(raw)
     found = skip_to_mark(stream, marks)
     if found is None:

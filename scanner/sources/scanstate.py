@@ -86,6 +86,7 @@ class FilePlan:
     matched: Mark | None = None  # the mark this run starts from (plain files; compressed: found)
     size: int = 0
     trace: bool = False
+    raw: list[Any] | None = None  # a compressed file's size and last KiB's digest, as read
 
 
 @dataclass(slots=True)
@@ -191,7 +192,12 @@ class ScanState:
     # -- planning -----------------------------------------------------------------------------------
 
     def plan(self, display: str, real: str) -> FilePlan:
-        """Look the file up by its head; for a plain file, check the mark against its bytes now."""
+        """Look the file up by its head; for a plain file, check the mark against its bytes now.
+
+        An unchanged plain file costs two reads of a KiB; a compressed one the inflation of its
+        first 64 KiB, and nothing more when its compressed bytes are those of the last run (same
+        size, same last KiB).
+        """
         plan = FilePlan(display, real, how="untracked")
         if real == "-":
             return plan
@@ -204,41 +210,49 @@ class ScanState:
             if not _regular(st.st_mode):
                 return plan
             plan.size = st.st_size
-            first = os.pread(fd, 65536, 0)
-            compressed = any(first.startswith(magic) for magic, _ in _MAGIC)
-            text = _decompressed_head(fd) if compressed else first
-            if text is None:
-                return plan
-            plan.trace = traces.may_be_trace(text)
-            if (compressed and plan.trace) or not text:
-                return plan  # one document of a size unknown before it is inflated; or empty
-            head_len, head_sha = digest_head(text[:HEAD_BYTES])
-            plan.key = f"{head_len}:{head_sha}"
+            compressed = any(os.pread(fd, 6, 0).startswith(magic) for magic, _ in _MAGIC)
+            head = (_decompressed_head(fd) or b"") if compressed else os.pread(fd, HEAD_BYTES, 0)
+            if not head:
+                return plan  # empty: nothing to remember
+            plan.key = "{}:{}".format(*digest_head(head[:HEAD_BYTES]))
             plan.how = "full"
-            marks = self._candidates(text[:HEAD_BYTES])
+            marks = self._candidates(head[:HEAD_BYTES])
             if compressed:
-                if marks:
-                    plan.resume = Resume(marks=tuple(_mark(m) for m in marks))
-                return plan
+                return self._plan_compressed(plan, fd, head, marks)
+            found = None
             for entry in sorted(marks, key=lambda m: -int(m["end"])):
                 mark = _mark(entry)
-                if plan.size < mark.end or (plan.trace and plan.size != mark.end):
+                if plan.size < mark.end:
                     continue
-                before = os.pread(
-                    fd, min(MARK_BYTES, mark.offset), mark.offset - min(MARK_BYTES, mark.offset)
-                )
+                want = min(MARK_BYTES, mark.offset)
+                before = os.pread(fd, want, mark.offset - want)
                 if mark_digest(before) != mark.tail:
                     continue
-                plan.matched = mark
                 if plan.size == mark.end:
-                    plan.how = "unchanged"
-                else:
-                    plan.how = "resumed"
-                    plan.resume = Resume(at=mark, before=before)
+                    plan.how, plan.matched = "unchanged", mark
+                    return plan
+                found = mark, before
                 break
+            plan.trace = traces.may_be_trace(os.pread(fd, 65536, 0))
+            if found is not None and not plan.trace:  # a trace export is one document: read whole
+                plan.how, plan.matched = "resumed", found[0]
+                plan.resume = Resume(at=found[0], before=found[1])
             return plan
         finally:
             os.close(fd)
+
+    def _plan_compressed(self, plan: FilePlan, fd: int, head: bytes, marks: list[dict[str, Any]]) -> FilePlan:
+        plan.raw = [plan.size, mark_digest(os.pread(fd, MARK_BYTES, max(0, plan.size - MARK_BYTES)))]
+        for entry in marks:
+            if entry.get("raw") == plan.raw:  # the very bytes read last time: not even inflated
+                plan.how, plan.matched = "unchanged", _mark(entry)
+                return plan
+        if traces.may_be_trace(head):  # one document, of a size unknown before it is inflated
+            plan.key, plan.how = None, "untracked"
+            return plan
+        if marks:
+            plan.resume = Resume(marks=tuple(_mark(m) for m in marks))
+        return plan
 
     def _candidates(self, head: bytes) -> list[dict[str, Any]]:
         found = list(self.marks.get("{}:{}".format(*digest_head(head)), ()))
@@ -296,7 +310,7 @@ class ScanState:
             for old in list(entries):
                 if _same(old, plan.matched) or _same(old, mark):
                     entries.remove(old)
-            entries.append(_entry(mark, plan.display, self.now))
+            entries.append(_entry(mark, plan.display, self.now, plan.raw))
             changed.add(plan.key)
         cutoff = self.now - self.ttl_s
         for key, entries in self.marks.items():
@@ -358,8 +372,8 @@ def _mark(entry: dict[str, Any]) -> Mark:
     return Mark(int(entry["offset"]), int(entry["line"]), str(entry["tail"]), int(entry["end"]))
 
 
-def _entry(mark: Mark, path: str, now: float) -> dict[str, Any]:
-    return {
+def _entry(mark: Mark, path: str, now: float, raw: list[Any] | None) -> dict[str, Any]:
+    entry = {
         "offset": mark.offset,
         "line": mark.line,
         "tail": mark.tail,
@@ -367,6 +381,9 @@ def _entry(mark: Mark, path: str, now: float) -> dict[str, Any]:
         "seen": now,
         "path": path,  # for people reading the state; never used to match
     }
+    if raw is not None:
+        entry["raw"] = raw
+    return entry
 
 
 def _same(entry: dict[str, Any], mark: Mark | None) -> bool:
