@@ -1,43 +1,58 @@
 """``vecleak scan --state FILE``: a scheduled scan of log folders reads only what is new since the last.
 
+Marks live in the shared :class:`~scanner.state.StateStore` (SQLite, 0600), namespace
+``scan.files``: key ``"<head length>:<head SHA-256>"``, value a list of marks (offset, line, tail
+digest, end, when last met, the path for people to read, and for a compressed file its size and
+last KiB's digest).
+
 **A file is its content, not its path.** logrotate renames ``app.log`` to ``app.log.1`` and later
-compresses it to ``app.log.1.gz``; the path and inode change, the text does not. So a file is looked
-up by the SHA-256 of its first ``HEAD_BYTES`` of (decompressed) text and their length —
-:func:`~scanner.sources.tail.head_digest`, how the tail daemon tells files apart. The first bytes are
-not enough on their own: every day's ``app.log`` of a service that starts with the same banner has
-the same head. So a head holds a list of marks (:class:`~scanner.sources.files.Mark`), and a mark
-counts only when the ``MARK_BYTES`` before its offset hash the same: the file *is* the text scanned
-up to there. A file shorter than ``HEAD_BYTES`` when it was scanned has a short head; once grown it is
-found by hashing its head cut to that length (the short lengths in the state are few).
+compresses it to ``app.log.1.gz``: the path and the inode change, the text does not. So a file is
+looked up by the digest of its first ``HEAD_BYTES`` of text (decompressed) and their length —
+:func:`~scanner.sources.tail.head_digest`'s, how the tail daemon tells files apart. The head alone is
+not enough: every day's ``app.log`` of a service that starts with the same banner has the same one.
+So a head holds a list of marks, and a mark counts only when the ``MARK_BYTES`` before its offset
+hash the same: then the file *is* the text scanned up to there (and a copy of it is the same file).
+A file shorter than ``HEAD_BYTES`` when it was scanned has a short head; once it has grown it is
+found by hashing its head cut to that length (the state has few short lengths to try).
 
 **Where a run starts.** A plain file whose mark matches: at the mark, with its line number, so
-``vecleak.location.line`` stays right and a ``vecleak:ignore`` on the line before still counts (the
-marker's line is re-read: a mark never sits right after a marker line, see below); when its size is
-the mark's ``end``: not at all (unchanged). A compressed file is decompressed and the bytes before
-the mark skipped, the tail checked on the way (cheaper than scanning: no duplicate alerts, and no
-detection work). No matching mark — a new file, one rewritten with another head, a copytruncate
-that shrank it below the mark, bytes before the mark that changed — the whole file, from line 1.
+``vecleak.location.line`` stays right; not at all when its size is the mark's ``end`` (unchanged:
+two reads of a KiB). A compressed file the first time it is met: decompressed, the bytes before the
+mark skipped and checked on the way (no detection work, no duplicate alerts); after that it is known
+by its compressed bytes (size, last KiB) and not even decompressed. No matching mark — a new file,
+one rewritten with another head, a copytruncate that shrank it below the mark, changed bytes
+before the mark — the whole file, from line 1.
 
-**The mark is at the end of the last whole line.** An unfinished last line (being written) is
-scanned now, and ``end`` records that it was read. If the file has not changed by the next run, it
-is skipped (size == end): the vectors on that line are not alerted again night after night. If it
-grew, the next run starts at that line's start, so the completed line is scanned whole (a vector
-cut by the writer's flush is seen complete); what the line held before it was completed may then
-alert a second time, once. The same goes for a last line holding ``vecleak:ignore``: it is re-read
-with the line it covers.
+**Where the mark goes** (:class:`Tracker`): at the end of the last whole line read. Not after a line
+that holds ``vecleak:ignore`` (the marker covers the next line, which the writer may not have
+written yet), nor after a line that could be part of an unfinished multi-line payload (one that
+starts like a continuation line: indented, a closing bracket): there the mark goes back to the
+reader's own last safe cut (:func:`~scanner.sources.files._last_safe_newline`), and the next run
+reads those lines again, with what follows them.
+
+**An unfinished last line** (a writer in the middle of it) is scanned now, as a one-shot scan
+would, and ``end`` records that it was read. While the file does not change it is not read again,
+so a vector on it is not alerted night after night. Once the file grows, the next run starts at
+that line's start, so the completed line is scanned whole (a vector cut by the writer's flush is
+seen complete); a complete vector that was already on it may alert that once more.
 
 **Commit after delivery.** Marks are gathered as files are finished (all their records through the
-engine) and written in one transaction after the sinks closed without error: a crash re-scans, it
-never skips (at least once). A run that fails (exit 1) commits the marks of the files it finished
-before the failure, if its sinks still close; the file it was in and those after keep their old
-marks. Marks not met for ``--state-ttl`` (default 30 days) are pruned, so the state cannot grow
-without bound as rotated files are deleted. Stdin is never stateful. Trace exports are scanned
-whole (one JSON document, no line to resume at): a plain one is skipped while unchanged; a
-compressed one is always read.
+engine) and written in one transaction after every sink closed without error: a crash or a failed
+delivery re-scans, it never skips (at least once). A run that fails (exit 1) commits the marks of
+the files it finished before the failure if its sinks still close; the file it was in and those
+after it keep their old marks. Marks not met for ``--state-ttl`` (30 days) are pruned, so the state
+does not grow as rotated files are deleted. Stdin is never stateful. A trace export is one JSON
+document with no line to resume at: a plain one is skipped while unchanged and read whole once it
+changes; a compressed one is read every run.
 
-``--jobs N``: planning happens in the main process (:func:`plan_file`); a resumed large file is cut
-by :func:`~scanner.sources.files.split_points` from its mark, and the workers track marks of what
-they read (:class:`Tracker`) for the main process to merge in order.
+**``--jobs N``**: :meth:`ScanState.plan` runs in the main process; a resumed large file is cut by
+:func:`~scanner.sources.files.split_points` from its mark (the cuts a serial read from there makes),
+workers track the marks of what they read, and the main process merges them in order: the marks,
+like the output, are those of ``--jobs 1``.
+
+Not handled: two runs at once on one state file (the last to commit wins; the CronJob forbids
+overlapping runs), and a plain file replaced by another between planning and the reading of a
+``--jobs`` range (a whole-file read checks the bytes before the mark again; a range does not).
 """
 
 from __future__ import annotations
@@ -55,6 +70,7 @@ from scanner.prefilter import IGNORE_MARKER
 from scanner.sources.files import (
     _CONTINUATION,
     _MAGIC,
+    LOOKBACK,
     MARK_BYTES,
     FileSource,
     Mark,
@@ -70,7 +86,9 @@ from scanner.state import StateStore
 
 NAMESPACE = "scan.files"
 DEFAULT_TTL_S = 30 * 86400.0
-MAX_MARKS = 32  # per head: the banner case, one mark per rotated day still on disk
+# Per head: the banner case, one mark per rotated file still on disk. Only the newest are kept, so a
+# retention longer than this many files would have the oldest read again; each costs a KiB read.
+MAX_MARKS = 1000
 _EMPTY = mark_digest(b"")
 
 
@@ -102,7 +120,6 @@ class Tracker:
     """
 
     end: int | None = None
-    _start: int = 0
     _recent: bytes = b""  # the last MARK_BYTES read, before ``end``
     _pending: tuple[Record, int, bytes] | None = None  # the mark's record, its cut, the bytes before
     _mark: tuple[int, int, bytes] | None = None  # offset, line, the bytes before (maybe fewer)
@@ -123,7 +140,7 @@ class Tracker:
     def observe(self, record: Record) -> None:
         data = record.data
         if self.end is None:
-            self.end = self._start = record.offset
+            self.end = record.offset
         skip = self.end - record.offset
         if skip >= len(data):
             return
@@ -164,11 +181,12 @@ def _mark_cut(data: bytes, floor: int) -> int:
     nl = data.rfind(b"\n", floor)
     if nl < 0:
         return -1
-    line = data[data.rfind(b"\n", 0, nl) + 1 : nl]
-    if not line or (line[0] not in _CONTINUATION and IGNORE_MARKER not in line):
+    start = data.rfind(b"\n", 0, nl) + 1
+    if start == nl or (data[start] not in _CONTINUATION and data.find(IGNORE_MARKER, start, nl) < 0):
         return nl + 1
-    safe = _last_safe_newline(data[: nl + 1])
-    return safe + 1 if safe >= floor else -1
+    base = max(0, nl + 1 - LOOKBACK)  # all that _last_safe_newline looks at
+    safe = _last_safe_newline(data[base : nl + 1])
+    return base + safe + 1 if safe >= 0 and base + safe >= floor else -1
 
 
 class ScanState:
@@ -269,8 +287,10 @@ class ScanState:
         ``started``: where the read began (None: at the start, or not read: unchanged plain file);
         ``mark``/``end``: what the :class:`Tracker` saw (None: no whole line, nothing read).
         """
-        if plan.key is None:
-            return
+        if plan.key is None or (
+            plan.how != "unchanged" and not plan.trace and started is None and end is None
+        ):
+            return  # not tracked, or not read after all (it went away, or lost its permissions)
         if plan.how == "unchanged" or (started is not None and started.unchanged):
             kept = plan.matched if plan.how == "unchanged" else started.mark  # type: ignore[union-attr]
             assert kept is not None
@@ -307,10 +327,13 @@ class ScanState:
         for plan, mark in self.done:
             assert plan.key is not None
             entries = self.marks.setdefault(plan.key, [])
+            raw = plan.raw
             for old in list(entries):
                 if _same(old, plan.matched) or _same(old, mark):
                     entries.remove(old)
-            entries.append(_entry(mark, plan.display, self.now, plan.raw))
+                    if raw is None and _same(old, mark):
+                        raw = old.get("raw")  # a plain copy of a compressed file met earlier
+            entries.append(_entry(mark, plan.display, self.now, raw))
             changed.add(plan.key)
         cutoff = self.now - self.ttl_s
         for key, entries in self.marks.items():
