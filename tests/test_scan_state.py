@@ -362,3 +362,24 @@ def test_unchanged_trace_export_is_skipped(tmp_path: Path, fixtures_dir: Path) -
     assert first and "1 from the start" in err, err
     code, found, err = _scan(tmp_path)
     assert found == [] and "1 file(s) unchanged" in err, err
+
+
+def test_state_file_in_the_scanned_folder_is_not_scanned(tmp_path: Path) -> None:
+    logs = _logs(tmp_path)
+    (logs / "app.log").write_text(_noise(3) + _vec(0))
+    for expected in ([("app.log", 4, _sha(0))], []):
+        res = run_cli("scan", str(logs), "--format", "jsonl", "--state", str(logs / "vecleak.db"))
+        assert (
+            sorted(
+                {
+                    (
+                        os.path.basename(d["log"]["file"]["path"]),
+                        d["vecleak"]["location"]["line"],
+                        d["vecleak"]["vector"]["sha256"][:12],
+                    )
+                    for d in alerts(res.stdout)
+                }
+            )
+            == expected
+        )
+        assert b"vecleak.db" not in res.stdout, res.stdout  # a NUL-bytes diagnostic if it were read

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import glob
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -257,7 +259,11 @@ def _wait_inversions(engine: Engine) -> None:
 
 def run(args: argparse.Namespace) -> int:
     pipeline = Pipeline()
-    source = FileSource(args.paths, include=args.include, exclude=args.exclude)
+    exclude = list(args.exclude)
+    if args.state:  # the state file (and SQLite's companions) in a scanned folder is not a log
+        name = glob.escape(os.path.basename(args.state))
+        exclude += [name + suffix for suffix in ("", "-wal", "-shm", "-journal")]
+    source = FileSource(args.paths, include=args.include, exclude=exclude)
     try:
         state = scanstate.ScanState(args.state, args.state_ttl) if args.state else None
     except (OSError, StateError, ValueError) as exc:
