@@ -14,8 +14,9 @@ import shutil
 import stat
 from pathlib import Path
 
+import numpy as np
 from conftest import alerts, run_cli, unit_vectors
-from test_parallel import BLOCK, RANGE, _big_log, _normal
+from test_parallel import BLOCK, RANGE, _big_log, _normal, _random_text, _records
 
 from scanner.engine import Engine
 from scanner.parallel import Pool
@@ -23,7 +24,7 @@ from scanner.pipeline import Pipeline
 from scanner.rules import load_rules
 from scanner.sinks.jsonl import JsonlSink
 from scanner.sources import scanstate
-from scanner.sources.files import FileSource
+from scanner.sources.files import MARK_BYTES, FileSource, Mark, Resume, mark_digest, read_range, split_points
 from scanner.state import StateStore
 
 VECS = unit_vectors(12, 384, seed=7)
@@ -413,3 +414,36 @@ def test_state_file_in_the_scanned_folder_is_not_scanned(tmp_path: Path) -> None
             == expected
         )
         assert b"vecleak.db" not in res.stdout, res.stdout  # a NUL-bytes diagnostic if it were read
+
+
+def test_ranges_from_a_mark_yield_exactly_the_resumed_serial_records(tmp_path: Path) -> None:
+    """``--jobs`` cuts a resumed file where a serial read from the mark cuts it: same records."""
+    block, range_size = 65536, 200_000
+    path = tmp_path / "random.log"
+    data = _random_text(np.random.default_rng(5), 3_000_000)
+    path.write_bytes(data)
+    offset = data.index(b"\n", 777_777) + 1  # not on a block boundary
+    line = data.count(b"\n", 0, offset) + 1
+    before = data[offset - MARK_BYTES : offset]
+    at = Mark(offset, line, mark_digest(before), offset)
+    limits = FileSource([], block_size=block, max_record=300_000, overlap=20_000)
+    serial, _ = _records(limits.read_one(str(path), str(path), Resume(at=at, before=before)))
+    first = next(item for item in serial if item[0] == "record")
+    assert first[1] == offset and first[2] == line
+    points = split_points(str(path), block, range_size, offset)
+    assert points is not None and len(points) >= 3 and points[0] == (offset, offset)
+    joined: list[tuple] = []
+    shift = line - 1
+    for i, (start, block_end) in enumerate(points):
+        stop = points[i + 1][0] if i + 1 < len(points) else None
+        got, newlines = _records(read_range(str(path), str(path), start, block_end, stop, limits))
+        for item in got:
+            at_line = item[2] if item[0] == "record" else item[3]
+            moved = (
+                (*item[:2], at_line + shift, *item[3:])
+                if item[0] == "record"
+                else (*item[:3], at_line + shift)
+            )
+            joined.append(moved)
+        shift += newlines
+    assert joined == serial
