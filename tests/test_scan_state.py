@@ -6,6 +6,7 @@ Real files and real CLI runs, one state file per test; the ``--jobs`` case also 
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import json
@@ -15,6 +16,7 @@ import stat
 from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import alerts, run_cli, unit_vectors
 from test_parallel import BLOCK, RANGE, _big_log, _normal, _random_text, _records
 
@@ -56,6 +58,10 @@ def _scan(tmp_path: Path, *args: str) -> tuple[int, list[tuple[str, int, str]], 
     return res.returncode, sorted(seen), res.stderr.decode()
 
 
+def _scan_jobs(tmp_path: Path, *args: str, jobs: str) -> tuple[int, list[tuple[str, int, str]], str]:
+    return _scan(tmp_path, *args, "--jobs", jobs)
+
+
 def _sha(i: int) -> str:
     import hashlib
 
@@ -90,17 +96,19 @@ def test_append_alerts_only_new_vectors_with_their_lines(tmp_path: Path) -> None
     assert "1 resumed" in err and f"{before:,} bytes skipped" in err
 
 
-def test_rename_then_gzip_rotation_sees_the_tail_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_rename_then_gzip_rotation_sees_the_tail_once(tmp_path: Path, jobs: str) -> None:
     logs = _logs(tmp_path)
+    scan = functools.partial(_scan_jobs, jobs=jobs)
     app = logs / "app.log"
     app.write_text(_noise(40) + _vec(0))
-    assert _scan(tmp_path)[1] == [("app.log", 41, _sha(0))]
+    assert scan(tmp_path)[1] == [("app.log", 41, _sha(0))]
 
     with app.open("a") as fh:  # written after the run, before logrotate
         fh.write(_noise(3) + _vec(1))
     app.rename(logs / "app.log.1")
     app.write_text(_noise(2, "new") + _vec(2))
-    code, found, err = _scan(tmp_path)
+    code, found, err = scan(tmp_path)
     assert found == [("app.log", 3, _sha(2)), ("app.log.1", 45, _sha(1))], err
     assert "1 resumed, 1 from the start" in err
 
@@ -108,29 +116,31 @@ def test_rename_then_gzip_rotation_sees_the_tail_once(tmp_path: Path) -> None:
         shutil.copyfileobj(src, dst)
     (logs / "app.log.1").unlink()
     for _ in range(2):  # inflated and checked, then known by its compressed bytes
-        code, found, err = _scan(tmp_path)
+        code, found, err = scan(tmp_path)
         assert code == 0 and found == [], err
         assert "2 file(s) unchanged" in err
 
     with (logs / "app.log.1.gz").open("ab") as fh:  # a second gzip member: new text after the mark
         fh.write(gzip.compress((_noise(1) + _vec(5)).encode()))
-    code, found, err = _scan(tmp_path)
+    code, found, err = scan(tmp_path)
     assert found == [("app.log.1.gz", 47, _sha(5))] and "1 resumed" in err, err
 
 
-def test_tail_appended_before_compression_is_scanned_from_the_gzip(tmp_path: Path) -> None:
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_tail_appended_before_compression_is_scanned_from_the_gzip(tmp_path: Path, jobs: str) -> None:
     logs = _logs(tmp_path)
+    scan = functools.partial(_scan_jobs, jobs=jobs)
     app = logs / "app.log"
     app.write_text(_noise(30) + _vec(0) + "half a line being writ")
-    assert _scan(tmp_path)[1] == [("app.log", 31, _sha(0))]
+    assert scan(tmp_path)[1] == [("app.log", 31, _sha(0))]
     text = app.read_text() + "ten\n" + _noise(2) + _vec(3)
     app.unlink()
     with gzip.open(logs / "app.log.1.gz", "wt") as fh:
         fh.write(text)
-    code, found, err = _scan(tmp_path)
+    code, found, err = scan(tmp_path)
     assert found == [("app.log.1.gz", 35, _sha(3))], err
     assert "1 resumed" in err
-    assert _scan(tmp_path)[1] == []
+    assert scan(tmp_path)[1] == []
 
 
 def test_copytruncate_starts_again_from_line_one(tmp_path: Path) -> None:
