@@ -457,3 +457,11 @@ def test_ranges_from_a_mark_yield_exactly_the_resumed_serial_records(tmp_path: P
             joined.append(moved)
         shift += newlines
     assert joined == serial
+
+
+def test_a_state_file_that_is_not_one_is_an_error(tmp_path: Path) -> None:
+    (_logs(tmp_path) / "app.log").write_text(_vec(0))
+    (tmp_path / "state.db").write_text("not a database, and not to be overwritten\n" * 200)
+    res = run_cli("scan", str(tmp_path / "logs"), "--format", "jsonl", "--state", str(tmp_path / "state.db"))
+    assert res.returncode == 1 and b"--state" in res.stderr and b"Traceback" not in res.stderr, res.stderr
+    assert (tmp_path / "state.db").read_text().startswith("not a database")

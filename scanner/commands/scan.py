@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import sqlite3
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -266,7 +267,7 @@ def run(args: argparse.Namespace) -> int:
     source = FileSource(args.paths, include=args.include, exclude=exclude)
     try:
         state = scanstate.ScanState(args.state, args.state_ttl) if args.state else None
-    except (OSError, StateError, ValueError) as exc:
+    except (OSError, StateError, ValueError, sqlite3.Error) as exc:
         error(f"--state {args.state}: {exc}")
         return EXIT_ERROR
     try:
@@ -318,8 +319,7 @@ def _run(
             except OSError as again:
                 error(f"{again}; --state not updated")
                 return EXIT_ERROR
-            if state is not None:
-                state.commit()
+            _commit(state)
             return EXIT_ERROR
     try:
         code = finish(args, engine, fail_on, source.progress.files, state.summary() if state else "")
@@ -327,10 +327,24 @@ def _run(
         error(f"{exc}" + ("; --state not updated" if state is not None else ""))
         return EXIT_ERROR
     if state is not None:
-        state.commit()
+        if not _commit(state):
+            return EXIT_ERROR
         if (args.format or ("table" if sys.stdout.isatty() else "jsonl")) == "table":
             Console(file=sys.stderr).print(f"vecleak: {state.summary()}", highlight=False, soft_wrap=True)
     return code
+
+
+def _commit(state: scanstate.ScanState | None) -> bool:
+    """Write the marks; False (after saying why) when the state cannot be written, so that the run
+    exits 1. The alerts are out by then: the next run reports these lines again."""
+    if state is None:
+        return True
+    try:
+        state.commit()
+    except (OSError, sqlite3.Error) as exc:
+        error(f"--state {state.store.path}: not updated: {exc}")
+        return False
+    return True
 
 
 def _scan(
