@@ -191,6 +191,8 @@ def _scan_task(task: Task, pipeline: Pipeline, limits: FileSource, batch: int) -
     """A task's messages: ``("batch", events)`` per ``batch`` bytes, then ``("done", events, newlines,
     files opened)``. Events are in the order the serial reader yields them."""
     if task.ranged:
+        if task.first and task.plan is not None and task.plan.resume is not None:
+            _check_still_at(task)
         items = read_range(task.display, task.real, task.start, task.block_end, task.stop, limits)
     else:
         opened = limits.progress.files
@@ -218,6 +220,19 @@ def _scan_task(task: Task, pipeline: Pipeline, limits: FileSource, batch: int) -
     files = int(task.first) if task.ranged else limits.progress.files - opened
     newlines = (returned or 0) if task.ranged else 0
     yield ("done", events, newlines, files, _tracked(task, tracker, None if task.ranged else returned))
+
+
+def _check_still_at(task: Task) -> None:
+    """``scan --state``: the ranges of a resumed file were planned from its mark; if the path names
+    another file by now (a rotation in between), scanning them would skip that file's start. The
+    scan stops instead (exit 1, the file keeps its old mark): the next run reads it right."""
+    resume = task.plan.resume if task.plan is not None else None
+    assert resume is not None and resume.at is not None
+    want = len(resume.before)
+    with open(task.real, "rb") as fh:
+        fh.seek(resume.at.offset - want)
+        if fh.read(want) != resume.before:
+            raise OSError(f"{task.display}: replaced while being scanned (rotated?); run the scan again")
 
 
 def _tracked(task: Task, tracker: Tracker | None, started: Started | None) -> tuple | None:

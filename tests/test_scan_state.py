@@ -465,3 +465,27 @@ def test_a_state_file_that_is_not_one_is_an_error(tmp_path: Path) -> None:
     res = run_cli("scan", str(tmp_path / "logs"), "--format", "jsonl", "--state", str(tmp_path / "state.db"))
     assert res.returncode == 1 and b"--state" in res.stderr and b"Traceback" not in res.stderr, res.stderr
     assert (tmp_path / "state.db").read_text().startswith("not a database")
+
+
+def test_a_file_replaced_after_the_plan_is_not_resumed_into(tmp_path: Path) -> None:
+    """Between the plan and the read the path may name another file: its start must not be skipped."""
+    from scanner import parallel
+
+    log = tmp_path / "big.log"
+    _big_log(log, 600_000, seed=21)
+    state = tmp_path / "state.db"
+    _api_state_scan(log, state, 1)
+    with log.open("ab") as fh:
+        fh.write(_noise(20_000).encode())  # enough for ranges
+    st = scanstate.ScanState(str(state))
+    source = FileSource([str(log)], block_size=BLOCK)
+    tasks = list(parallel.plan(source, [(str(log), str(log))], RANGE, st))
+    plan = tasks[0].plan
+    assert plan is not None and plan.how == "resumed" and tasks[0].ranged and len(tasks) > 2
+    st.close()
+    log.write_bytes(b"x" * log.stat().st_size)  # rotated: another file of the same size
+    with pytest.raises(OSError, match="replaced while being scanned"):
+        next(parallel._scan_task(tasks[0], Pipeline(), source, RANGE))
+    # Read whole (not cut into ranges), the file is read from its start instead.
+    first = next(source.read_one(str(log), str(log), plan.resume))
+    assert first.offset == 0 and first.line == 1

@@ -50,9 +50,11 @@ changes; a compressed one is read every run.
 workers track the marks of what they read, and the main process merges them in order: the marks,
 like the output, are those of ``--jobs 1``.
 
+A path can name another file between the plan and the read (a rotation; ``--jobs`` may put
+seconds between them), so the read checks the bytes before the mark again: a whole file is then
+read from its start; a file cut into ranges stops the scan (exit 1; the next run reads it right).
 Not handled: two runs at once on one state file (the last to commit wins; the CronJob forbids
-overlapping runs), and a plain file replaced by another between planning and the reading of a
-``--jobs`` range (a whole-file read checks the bytes before the mark again; a range does not).
+overlapping runs).
 """
 
 from __future__ import annotations
