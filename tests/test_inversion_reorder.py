@@ -109,3 +109,10 @@ def test_email_phase_rebuilds_around_every_unit_it_was_given(search):
         search.cfg.email_units, search.cfg.email_budget = kept
     units = {k[0] for k in search.cache if len(k) > 1 and "@" in search.words[k[0]]}
     assert len(units) == 2
+
+
+def test_insert_pass_swaps_a_word_for_a_frequent_one(search):
+    truth = "the new policy starts on monday for all employees"
+    target, cur = _start(search, truth, "this new policy starts on monday for all employees", 1)
+    out = search._insert(target, cur)
+    assert " ".join(search.words[w] for w in out) == truth

@@ -80,10 +80,13 @@ class WordSearchConfig:
     # more than ``prune_eps``. Missing content words (``before the [next] billing cycle``, ``why is
     # my order [still] pending``) rank 4th-10th by the estimate but are neither frequent enough for
     # the probes nor a substitute for a word that is there. As a repair class it changed paths for
-    # the worse on dev (4 of 11 texts lower); last, it only adds. Wider estimate-ranked substitutions
-    # here (8 per word) fixed nothing on dev. Its own evaluations; 0 turns it off.
+    # the worse on dev (4 of 11 texts lower); last, it only adds. Each round also substitutes every
+    # word with one of the ``func_words`` most frequent (``insert_func_subs``, 1: on): ``[this] new
+    # policy`` -> ``[the] new policy``, which the estimate-ranked substitutions miss. Wider
+    # estimate-ranked substitutions (8 per word) fixed nothing on dev. Its own evaluations; 0: off.
     insert_words: int = 12
-    insert_budget: int = 300
+    insert_budget: int = 600
+    insert_func_subs: int = 1
     sub_per_pos: int = 4
     digit_subs: int = 12
     digit_probe: int = 32
@@ -461,7 +464,8 @@ class WordSearch:
         return self.best[0]
 
     def _insert(self, target: Any, cur: tuple[int, ...]) -> tuple[int, ...]:
-        """Insert the estimate's best missing words into ``cur`` while one gains over ``prune_eps``."""
+        """Insert the estimate's best missing words into ``cur``, or swap a word for a frequent one,
+        while the best such edit gains more than ``prune_eps``."""
         cfg = self.cfg
         self.limit = self.evals + cfg.insert_budget
         while not self._done():
@@ -471,6 +475,9 @@ class WordSearch:
             top = [w for w in est.topk(cfg.insert_words + n).indices.tolist() if w not in have]
             edits = [cur[:i] + (w,) + cur[i:] for w in top[: cfg.insert_words] for i in range(n + 1)]
             got = self._evaluate(edits, target)
+            if cfg.insert_func_subs:
+                subs = [cur[:i] + (w,) + cur[i + 1 :] for i in range(n) for w in self.func if w != cur[i]]
+                got += self._evaluate(subs, target)
             best = max(got, key=lambda c: self.cache[c][0], default=None)
             # A word added must pay for itself: the prune would drop it again.
             if best is None or self.cache[best][0] <= self.cache[cur][0] + cfg.prune_eps:
