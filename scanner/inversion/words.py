@@ -732,7 +732,7 @@ class WordSearch:
                 variants = {word[:k] + c + word[k + 1 :] for k in range(len(word)) for c in "0123456789"}
                 variants |= {word + c for c in "0123456789"} | {c + word for c in "0123456789"}
                 variants |= {word[:-1], word[1:]}
-                for v in variants - {word, ""}:
+                for v in sorted(variants - {word, ""}):  # sorted: a set of str iterates in hash order
                     if v in self.index:
                         out.append(s[:i] + (self.index[v],) + s[i + 1 :])
             return out
