@@ -25,6 +25,14 @@ def test_variants_are_one_digit_edits():
     assert all(len(v) <= 3 for v in free)
 
 
+def test_prefixes_enumerate_the_leading_digits_and_keep_the_rest():
+    fixed = digits.prefixes("5309", 2, free=False)
+    assert len(fixed) == 99 and "0009" in fixed and "9909" in fixed and "5309" not in fixed
+    assert all(v.endswith("09") and len(v) == 4 for v in fixed)
+    quad = digits.prefixes("7", 2, free=True)  # a dotted quad's short group: every 1-2 digit value
+    assert "12" in quad and "0" in quad and "7" not in quad and "07" not in quad
+
+
 @pytest.fixture(scope="module")
 def inverter():
     pytest.importorskip("torch")
@@ -51,3 +59,18 @@ def test_texts_without_digits_skip_the_digit_phase(inverter):
     out = inverter.search.run(target)
     assert out.evaluations <= 400 + inverter.search.cfg.prune_budget + 64
     assert not any(any(c.isdigit() for c in w) for w in out.words)
+
+
+def test_digit_polish_jumps_the_leading_wordpiece(inverter):
+    """``8620`` -> ``1120`` changes the group's first wordpiece (``86`` -> ``112``); the polish tries
+    every two-digit prefix once per group, against the final words."""
+    search = inverter.search
+    truth = "her social security number is 078-05-1120"
+    target = search._reset(inverter.encoder.embed_texts([truth])[0])
+    search.limit = 1
+    start = search._seq("her social security number is") + (search._unit("078-05-8620"),)
+    assert search._evaluate([start], target)
+    search.parked = (start[-1], ["078", "05", "8620"], (3, 2, 4), "-")
+    out = search._digit_polish(target, start)
+    assert search.words[out[-1]] == "078-05-1120"
+    assert search.evals <= 1 + search.cfg.digit_polish

@@ -77,3 +77,42 @@ def test_repair_inserts_a_function_word_past_the_top_forty(search):
     target, cur = _start(search, truth, "how i reset my password", 700)
     out = search._repair(target, random.Random(0), [], cur)
     assert " ".join(search.words[w] for w in out) == truth
+
+
+def test_insert_pass_adds_the_missing_content_word(search):
+    """``next`` is neither a frequent word nor a substitute for one that is there; the estimate
+    ranks it among the top few to add, and the last pass puts it in the right slot."""
+    truth = "please cancel my subscription before the next billing cycle"
+    target, cur = _start(search, truth, "please cancel my subscription before the billing cycle", 1)
+    start = search.evals
+    out = search._insert(target, cur)
+    assert " ".join(search.words[w] for w in out) == truth
+    assert search.evals - start <= search.cfg.insert_budget
+
+
+def test_insert_pass_adds_nothing_that_does_not_pay_for_itself(search):
+    truth = "the meeting with the lawyers was moved to next week"
+    target, cur = _start(search, truth, truth, 1)
+    assert search._insert(target, cur) == cur
+
+
+def test_email_phase_rebuilds_around_every_unit_it_was_given(search):
+    """Each of the best ``email_units`` addresses gets its own build (the second once never ran:
+    the first had spent the phase's limit before the second's share was set)."""
+    truth = "can you send the invoice to anna.lee@outlook.com please"
+    target, cur = _start(search, truth, "invoice email to . to it anna lee yes , please can", 10)
+    kept = search.cfg.email_units, search.cfg.email_budget
+    search.cfg.email_units, search.cfg.email_budget = 2, 300
+    try:
+        search._email_phase(target, random.Random(0), [], cur)
+    finally:
+        search.cfg.email_units, search.cfg.email_budget = kept
+    units = {k[0] for k in search.cache if len(k) > 1 and "@" in search.words[k[0]]}
+    assert len(units) == 2
+
+
+def test_insert_pass_swaps_a_word_for_a_frequent_one(search):
+    truth = "the new policy starts on monday for all employees"
+    target, cur = _start(search, truth, "this new policy starts on monday for all employees", 1)
+    out = search._insert(target, cur)
+    assert " ".join(search.words[w] for w in out) == truth

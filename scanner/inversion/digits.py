@@ -66,4 +66,14 @@ def variants(group: str, free: bool, max_len: int = 3) -> list[str]:
     return sorted(out)
 
 
-__all__ = ["SEPARATORS", "SHAPES", "render", "seed", "variants"]
+def prefixes(group: str, k: int, free: bool) -> list[str]:
+    """Every value of a group's leading ``k`` digits, the rest kept (``5309`` -> ``0009`` … ``9909``).
+
+    A short free-length group (a dotted quad's ``7``) takes every 1- to ``k``-digit value instead."""
+    if free and len(group) <= k:
+        return [str(n) for n in range(10**k) if str(n) != group]
+    k = min(k, len(group))
+    return [f"{n:0{k}d}" + group[k:] for n in range(10**k) if f"{n:0{k}d}" + group[k:] != group]
+
+
+__all__ = ["SEPARATORS", "SHAPES", "prefixes", "render", "seed", "variants"]
