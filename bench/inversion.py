@@ -96,6 +96,15 @@ def evaluate(inverter: inversion.Inverter, refs: list[str]) -> dict[str, object]
     }
 
 
+def _knob_value(old: object, text: str) -> object:
+    """``text`` as the knob's type; ``bool("False")`` would be True, so booleans are spelled out."""
+    if isinstance(old, bool):
+        if text.lower() not in ("true", "false", "1", "0"):
+            raise SystemExit(f"--baseline-set: expected true or false, got {text!r}")
+        return text.lower() in ("true", "1")
+    return type(old)(text)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--set", default="test", choices=("test", "dev"))
@@ -137,7 +146,7 @@ def main() -> int:
         for item in args.baseline_set:
             knob, _, value = item.partition("=")
             old = getattr(base.search.cfg, knob)
-            setattr(base.search.cfg, knob, type(old)(value))
+            setattr(base.search.cfg, knob, _knob_value(old, value))
         report["baseline_set"] = args.baseline_set
         report["baseline_method"] = args.baseline_method
         report["baseline_budget"] = args.baseline_budget
