@@ -51,21 +51,39 @@ if [[ ! -x "$HOME_DIR/bin/elasticsearch" ]]; then
   rmdir "$tmp"
 fi
 
-DATA="$CACHE/es-${PORT}"
-mkdir -p "$DATA/data" "$DATA/logs" "$DATA/tmp"
+STATE="$CACHE/es-${PORT}" # pid and stdout.log: where stop-servers.sh and the tests' teardown look
+DATA="$STATE"
+mkdir -p "$STATE"
 RUN=()
 if [[ "$(id -u)" == "0" ]]; then
   if ! id "$RUN_USER" >/dev/null 2>&1; then
     useradd --system --no-create-home --shell /usr/sbin/nologin "$RUN_USER"
   fi
+  if ! runuser -u "$RUN_USER" -- test -x "$CACHE"; then
+    # A folder above the cache is closed to other users (a clone under /root, or in a mktemp
+    # folder): the server's tree and data go where its user can reach them.
+    PLACE="/var/tmp/vecleak-es-$(printf '%s' "$CACHE" | sha256sum | cut -c1-12)"
+    mkdir -p "$PLACE"
+    chmod 0755 "$PLACE"
+    if [[ ! -x "$PLACE/elasticsearch-${VERSION}/bin/elasticsearch" ]]; then
+      rm -rf "$PLACE/elasticsearch-${VERSION}"
+      cp -a "$HOME_DIR" "$PLACE/"
+    fi
+    HOME_DIR="$PLACE/elasticsearch-${VERSION}"
+    DATA="$PLACE/es-${PORT}"
+    log "$RUN_USER cannot reach $CACHE; running Elasticsearch from $PLACE"
+  fi
+  mkdir -p "$DATA/data" "$DATA/logs" "$DATA/tmp"
   # bin/elasticsearch writes keystore/config files and its data; the user must own both trees.
   chown -R "$RUN_USER" "$HOME_DIR" "$DATA"
   RUN=(runuser -u "$RUN_USER" --)
+else
+  mkdir -p "$DATA/data" "$DATA/logs" "$DATA/tmp"
 fi
 
-log "starting Elasticsearch ${VERSION} on ${URL} (java: ${JDK}; log: ${DATA}/stdout.log)"
+log "starting Elasticsearch ${VERSION} on ${URL} (java: ${JDK}; log: ${STATE}/stdout.log)"
 ES_JAVA_HOME="$JDK" ES_TMPDIR="$DATA/tmp" ES_JAVA_OPTS="-Xms${HEAP} -Xmx${HEAP}" \
-  start_detached "$DATA" "${RUN[@]}" "$HOME_DIR/bin/elasticsearch" \
+  start_detached "$STATE" "${RUN[@]}" "$HOME_DIR/bin/elasticsearch" \
     -E cluster.name=vecleak-test-es -E node.name=vecleak-es \
     -E discovery.type=single-node -E network.host=127.0.0.1 \
     -E http.port="$PORT" -E transport.port="$((PORT + 100))" \
@@ -73,4 +91,4 @@ ES_JAVA_HOME="$JDK" ES_TMPDIR="$DATA/tmp" ES_JAVA_OPTS="-Xms${HEAP} -Xmx${HEAP}"
     -E xpack.security.enabled=false \
     -E cluster.routing.allocation.disk.threshold_enabled=false
 
-wait_ready "$URL" "$DATA" "$TIMEOUT"
+wait_ready "$URL" "$STATE" "$TIMEOUT"
