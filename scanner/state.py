@@ -8,11 +8,19 @@ and a ``transaction()`` that groups writes — so each user keeps its own meanin
 Why SQLite and not a JSON file: a commit is atomic and durable without rewrite-and-rename, WAL lets a
 reader (``/healthz``, a status command) look while the daemon writes, and a kill -9 mid-write leaves
 the last committed state intact.
+
+One process owns a state file at a time. Two owners (a cron scan that overran into the next one, a
+second daemon pointed at the same file) would both report the same lines, and the last to commit
+would silently undo the other's marks. So an exclusive store takes an ``flock`` on the database file
+for its lifetime, and a second owner fails at once with a clear error instead of waiting: an
+overlapping scheduled run should be skipped, not queued. Elasticsearch slices are the exception:
+they share one file by design, each writing only its own keys.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import sqlite3
 import threading
@@ -39,18 +47,30 @@ CREATE INDEX IF NOT EXISTS ids_added ON ids (ns, added);
 
 
 class StateError(RuntimeError):
-    """The state file is not ours, or from a newer vecleak."""
+    """The state file is not ours, from a newer vecleak, or in use by another vecleak process."""
 
 
 class StateStore:
     """Thread-safe (one lock) handle on the state file; writes outside ``transaction()`` autocommit."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, exclusive: bool = True) -> None:
         self.path = path
-        _create_private(path)
+        self._owner_fd = _take_ownership(path, exclusive)
         self._lock = threading.RLock()
         self._depth = 0
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        try:
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        except BaseException:
+            if self._owner_fd >= 0:
+                os.close(self._owner_fd)
+            raise
+        try:
+            self._open(path)
+        except BaseException:
+            self.close()  # a store that failed to open must not keep the file locked
+            raise
+
+    def _open(self, path: str) -> None:
         self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode is durable against process crashes (kill -9); only an OS crash may lose
         # the last commits, which at-least-once delivery then replays.
@@ -142,11 +162,36 @@ class StateStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            # Only after SQLite let go: closing any descriptor of the file drops every POSIX lock
+            # this process holds on it, SQLite's included.
+            if self._owner_fd >= 0:
+                os.close(self._owner_fd)
+                self._owner_fd = -1
 
 
-def _create_private(path: str) -> None:
-    """Create the file 0600 before SQLite does (SQLite would honour the umask, often 0644)."""
+def _take_ownership(path: str, exclusive: bool) -> int:
+    """Create the file 0600 before SQLite does (SQLite would honour the umask, often 0644) and, when
+    ``exclusive``, hold an ``flock`` on it: the descriptor returned keeps the lock until
+    :meth:`StateStore.close` (-1 when not exclusive).
+
+    ``flock`` and SQLite's own POSIX record locks do not interact on Linux, and forked scan workers
+    share the descriptor, so they never contend with their parent.
+    """
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, mode=0o700, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    os.close(fd)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    if not exclusive:
+        os.close(fd)
+        return -1
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StateError(
+            f"{path}: in use by another vecleak process (a scan --state or watch still running with "
+            "it); runs that share a state file must not overlap"
+        ) from None
+    except OSError:
+        os.close(fd)
+        raise
+    return fd

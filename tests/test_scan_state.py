@@ -489,3 +489,23 @@ def test_a_file_replaced_after_the_plan_is_not_resumed_into(tmp_path: Path) -> N
     # Read whole (not cut into ranges), the file is read from its start instead.
     first = next(source.read_one(str(log), str(log), plan.resume))
     assert first.offset == 0 and first.line == 1
+
+
+def test_an_overlapping_run_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    """A second run on a state file another process holds exits 1 at once: it neither reports the
+    lines the first run owns nor writes marks. Once the holder closes, runs go on as before."""
+    logs = _logs(tmp_path)
+    (logs / "a.log").write_text(_noise(3) + _vec(0))
+    holder = StateStore(str(tmp_path / "state.db"))  # stands in for a run still in progress
+    try:
+        code, found, err = _scan(tmp_path)
+        assert code == 1 and found == [], err
+        assert "in use by another vecleak process" in err and "state.db" in err, err
+        assert holder.items(scanstate.NAMESPACE) == {}
+        res = run_cli("watch", str(logs), "--state", str(tmp_path / "state.db"))
+        assert res.returncode == 1 and b"in use by another vecleak process" in res.stderr, res.stderr
+    finally:
+        holder.close()
+    code, found, err = _scan(tmp_path)
+    assert code == 3 and found == [("a.log", 4, _sha(0))], err
+    assert _paths(tmp_path) == ["a.log"]

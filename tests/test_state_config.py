@@ -49,3 +49,30 @@ def test_config_layers(tmp_path):
     f.write_text("pathz: [/a]\n")
     with pytest.raises(ValueError, match="unknown setting"):
         load_config(str(f), {}, env={})
+
+
+def test_one_exclusive_owner_at_a_time(tmp_path):
+    path = str(tmp_path / "state.db")
+    owner = StateStore(path)
+    with pytest.raises(StateError, match="in use by another vecleak process"):
+        StateStore(path)
+    shared = StateStore(path, exclusive=False)  # Elasticsearch slices share the file by design
+    owner.put("ns", "k", 1)
+    assert shared.get("ns", "k") == 1
+    shared.close()
+    owner.close()
+    again = StateStore(path)  # the lock goes with the owner
+    assert again.get("ns", "k") == 1
+    again.close()
+
+
+def test_a_store_that_fails_to_open_releases_the_file(tmp_path):
+    path = tmp_path / "state.db"
+    StateStore(str(path)).close()
+    db = sqlite3.connect(path)
+    db.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    db.commit()
+    db.close()
+    for _ in range(2):  # the second attempt must meet the schema error again, not a held lock
+        with pytest.raises(StateError, match="newer than this vecleak"):
+            StateStore(str(path))

@@ -267,7 +267,10 @@ def run(args: argparse.Namespace) -> int:
     source = FileSource(args.paths, include=args.include, exclude=exclude)
     try:
         state = scanstate.ScanState(args.state, args.state_ttl) if args.state else None
-    except (OSError, StateError, ValueError, sqlite3.Error) as exc:
+    except StateError as exc:  # it names the file
+        error(f"--state {exc}")
+        return EXIT_ERROR
+    except (OSError, ValueError, sqlite3.Error) as exc:
         error(f"--state {args.state}: {exc}")
         return EXIT_ERROR
     try:

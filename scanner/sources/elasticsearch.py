@@ -436,7 +436,9 @@ class StateDB:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._store = StateStore(path)
+        # Not exclusive: the slices of one scan (local processes, or the pods of an Indexed Job on
+        # one volume) share the file, each upserting only its own (cluster, index, slice) keys.
+        self._store = StateStore(path, exclusive=False)
 
     def get(self, scope: str, index: str) -> tuple[int, frozenset[str]] | None:
         mark = self._store.get(self.NAMESPACE, _mark_key(scope, index))
