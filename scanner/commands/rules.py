@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from scanner.cli import EXIT_ERROR, EXIT_OK
-from scanner.rules import RuleError, load_rules
+from scanner.rules import RuleError, RuleSet, load_rules
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,23 +26,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def validate(args: argparse.Namespace) -> int:
-    try:
-        rules = load_rules(args.paths or None)
-    except RuleError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        print(f"{len(exc.problems)} error(s)", file=sys.stderr)
+    rules = _load(args.paths)
+    if rules is None:
         return EXIT_ERROR
     print(f"{len(rules)} rule(s) OK")
     return EXIT_OK
 
 
 def list_rules(args: argparse.Namespace) -> int:
-    try:
-        rules = load_rules(args.paths or None)
-    except RuleError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+    rules = _load(args.paths)
+    if rules is None:
         return EXIT_ERROR
     table = Table(title="vecleak rules")
     for col in ("id", "level", "status", "title", "file"):
@@ -51,3 +44,14 @@ def list_rules(args: argparse.Namespace) -> int:
         table.add_row(r.id, r.level.name, r.status, r.title, f"{r.file}:{r.line}")
     Console().print(table)
     return EXIT_OK
+
+
+def _load(paths: list[str]) -> RuleSet | None:
+    """The rules of ``paths`` (the shipped pack when empty), or None after printing every problem."""
+    try:
+        return load_rules(paths or None)
+    except RuleError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(exc.problems)} error(s)", file=sys.stderr)
+        return None
