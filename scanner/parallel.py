@@ -5,7 +5,10 @@ fingerprint) on records they read themselves: that is where a scan spends its CP
 keeps everything with state or order: the source pool, rules, dedup, baseline, noise control,
 inversion sampling, sinks, progress and summary. It replays each worker's results through
 :meth:`Engine.feed_scanned` in input order, record by record, so the output is the one ``--jobs 1``
-gives: same alerts in the same order, same lines, same diagnostics and counts.
+gives: same alerts in the same order, same lines, same diagnostics and counts. Workers also hash
+each finding's vector and summarise it (:class:`~scanner.model.VectorSummary`), and send the values
+only when the main process reads them (``--invert``; :class:`~scanner.engine.Needs`): of a 384-d
+finding's 2 KB, 1.5 KB are its values, and an array costs more to pickle and rebuild than the rest.
 
 **Tasks.** A large plain file is cut into ranges of about ``range_size`` bytes, at cuts the serial
 reader makes anyway (:func:`~scanner.sources.files.split_points`), and a worker reads its range
@@ -46,7 +49,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from scanner import prefilter
-from scanner.engine import Engine
+from scanner.engine import Engine, Needs
 from scanner.model import Diagnostic, Record
 from scanner.pipeline import Pipeline, ScanResult
 from scanner.sources.files import MARK_BYTES, FileSource, Mark, Started, read_range, split_points
@@ -56,6 +59,7 @@ RANGE_SIZE = 16 * 1024 * 1024  # four 4 MB blocks, ~40 ms of work: enough tasks 
 DEPTH = 2  # tasks in flight per worker: one running, one queued, so no worker waits for the next
 MAX_TASKS = 64  # per worker, however small the files
 AHEAD = 2  # result messages taken ahead from a worker before its task's turn
+ALL = Needs()  # everything a finding holds is sent: for callers that do not say what they read
 
 
 class WorkerError(RuntimeError):
@@ -145,6 +149,7 @@ class Task:
     first: bool = True  # the first range of its file (or a whole file)
     line: int = 1  # the line at ``start`` of a first range (``scan --state`` resumes mid-file)
     plan: FilePlan | None = None  # ``scan --state``: the file's plan; its mark is tracked
+    needs: Needs = ALL  # what the main process reads of the findings: the rest is not sent
 
 
 def plan(
@@ -152,6 +157,7 @@ def plan(
     targets: Iterable[tuple[str, str]],
     range_size: int,
     state: ScanState | None = None,
+    needs: Needs = ALL,
 ) -> Iterator[Task]:
     """The tasks for ``targets`` (from :meth:`FileSource.targets`), in order, planned as they are needed.
 
@@ -175,12 +181,22 @@ def plan(
         tracked = fp if fp is not None and fp.key is not None else None
         points = split_points(real, source.block_size, range_size, first) if real != "-" else None
         if points is None:
-            yield Task(display, real, size - first, plan=tracked)
+            yield Task(display, real, size - first, plan=tracked, needs=needs)
             continue
         for i, (start, block_end) in enumerate(points):
             stop = points[i + 1][0] if i + 1 < len(points) else None
             yield Task(
-                display, real, (stop or size) - start, start, block_end, stop, True, i == 0, line, tracked
+                display,
+                real,
+                (stop or size) - start,
+                start,
+                block_end,
+                stop,
+                True,
+                i == 0,
+                line,
+                tracked,
+                needs,
             )
 
 
@@ -212,7 +228,9 @@ def _scan_task(task: Task, pipeline: Pipeline, limits: FileSource, batch: int) -
             events.append(item)
             continue
         assert isinstance(item, Record)
-        events.append((len(item.data), pipeline.scan(item)))
+        result = pipeline.scan(item)
+        task.needs.trim(result)
+        events.append((len(item.data), result))
         size += len(item.data)
         if size >= batch:
             yield ("batch", events)
@@ -367,7 +385,8 @@ class Pool:
             except StopIteration as end:
                 targets = end.value
                 break
-        self._run(engine, source, plan(source, targets, self.range_size, state), on_progress, state)
+        tasks = plan(source, targets, self.range_size, state, engine.needs)
+        self._run(engine, source, tasks, on_progress, state)
 
     def _run(
         self,

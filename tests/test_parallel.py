@@ -26,8 +26,10 @@ import numpy as np
 import pytest
 from conftest import REPO, jsonl, run_cli, unit_vectors
 
-from scanner.engine import Engine
-from scanner.model import Record
+from scanner.engine import Engine, Needs
+from scanner.enrichment import SampledInversion
+from scanner.fingerprint.scoring import EVIDENCE_MEMO
+from scanner.model import Record, SourceRef, VectorSummary
 from scanner.parallel import Pool, WorkerError, available_cpus, cpu_quota
 from scanner.pipeline import Pipeline, ScanResult
 from scanner.rules import load_rules
@@ -52,10 +54,12 @@ def _summary(stderr: bytes) -> str:
     return re.sub(r" in [0-9.]+s", "", line)
 
 
-def _api_scan(paths: list[str], jobs: int, **limits: int) -> tuple[list[dict], dict]:
+def _api_scan(
+    paths: list[str], jobs: int, engine_args: dict | None = None, **limits: int
+) -> tuple[list[dict], dict]:
     """Scan through the engine as ``vecleak scan`` does; the jsonl events and the summary."""
     out = io.BytesIO()
-    engine = Engine(Pipeline(), load_rules(), [JsonlSink(out, owned=False)])
+    engine = Engine(Pipeline(), load_rules(), [JsonlSink(out, owned=False)], **(engine_args or {}))
     source = FileSource(paths, **limits)
     if jobs == 1:
         engine.run(source.records())
@@ -127,6 +131,70 @@ def test_big_plain_file_cut_into_ranges_same_as_serial(tmp_path: Path) -> None:
     assert max(d["vecleak"]["location"]["line"] for d in found) > 20_000
     assert parallel == serial
     assert p_summary == s_summary
+
+
+def _sent(paths: list[str], jobs: int, **engine_args: object) -> tuple[list[dict], list]:
+    """The jsonl events and the findings of the alerts, as the main process holds them."""
+    out = io.BytesIO()
+    engine = Engine(Pipeline(), load_rules(), [JsonlSink(out, owned=False)], **engine_args)  # type: ignore[arg-type]
+    source = FileSource(paths, block_size=BLOCK)
+    if jobs == 1:
+        engine.run(source.records())
+    else:
+        with Pool(jobs, engine.pipeline, source, range_size=RANGE) as pool:
+            pool.scan(engine, source)
+    engine.close(source.progress.files)
+    return _normal(out.getvalue()), [alert.finding for alert in engine.sent]
+
+
+@pytest.mark.parametrize("pooled", [True, False])
+def test_workers_send_summaries_unless_the_values_are_read(tmp_path: Path, pooled: bool) -> None:
+    """Without ``--invert`` nothing in the main process reads a vector's values: a worker sends its
+    summary (hash, size, norm, preview) and, for the source pool, the fingerprint evidence; the
+    alerts are the serial scan's. With ``--invert`` configured the values arrive as they were read."""
+    vecs = unit_vectors(300, 384, seed=11)
+    lines = [f"INFO req={i} emb={v.tolist()}" for i, v in enumerate(vecs)]
+    lines[7] = f"WARN nan here emb={[float('nan')] * 3 + vecs[7].tolist()[3:]}"  # not finite: not pooled
+    lines[9] = f"DEBUG cut emb=[{', '.join(map(str, vecs[9][:40].tolist()))}"  # truncated, no norm
+    path = tmp_path / "vectors.log"
+    path.write_text("\n".join(lines) + "\n")
+    assert len(split_points(str(path), BLOCK, RANGE) or []) >= 4
+    args = {} if pooled else {"pool": False}
+    serial, s_findings = _sent([str(path)], 1, **args)
+    parallel, p_findings = _sent([str(path)], 2, **args)
+    assert parallel == serial and len(s_findings) == len(p_findings) >= 300
+    assert any(f.candidate.truncated for f in s_findings)
+    assert any(not f.candidate.summarize().finite for f in s_findings)
+    for s, p in zip(s_findings, p_findings, strict=True):
+        assert p.candidate.values is None
+        assert p.candidate.summary == VectorSummary.of(
+            s.candidate.values, s.candidate.dim, s.candidate.truncated
+        )
+        assert p.candidate.dim == s.candidate.dim and p.fingerprint == s.fingerprint
+    # --invert reads the values: a sampler that samples nothing still makes the engine ask for them.
+    inverting = {**args, "inversion": SampledInversion(lambda: None, sample=0)}
+    serial_i, _ = _sent([str(path)], 1, **inverting)
+    parallel_i, i_findings = _sent([str(path)], 2, **inverting)
+    assert parallel_i == serial_i == serial
+    for s, p in zip(s_findings, i_findings, strict=True):
+        assert p.candidate.values is not None
+        assert p.candidate.values.tobytes() == s.candidate.values.tobytes()
+
+
+def test_trim_keeps_values_the_pool_would_compute_evidence_from() -> None:
+    """A finding whose pipeline evidence is gone (another batch's, in the serial scan) keeps its
+    values when the pool is on: the pool computes its evidence from them."""
+    vecs = unit_vectors(3, 384, seed=12)
+    data = "".join(f"emb={v.tolist()}\n" for v in vecs).encode()
+    record = Record(data, SourceRef("file", "a.log", "a.log"))
+    result = Pipeline().scan(record)
+    assert len(result.findings) == 3 and all(EVIDENCE_MEMO in f._memo for f in result.findings)
+    del result.findings[0]._memo[EVIDENCE_MEMO]
+    Needs(values=False, evidence=True).trim(result)
+    assert [f.candidate.values is None for f in result.findings] == [False, True, True]
+    assert all(EVIDENCE_MEMO in f._memo for f in result.findings[1:])
+    Needs(values=False, evidence=False).trim(result)
+    assert all(f.candidate.values is None and EVIDENCE_MEMO not in f._memo for f in result.findings)
 
 
 def test_ranges_without_safe_cuts_and_a_long_line_at_a_boundary(tmp_path: Path) -> None:
