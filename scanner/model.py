@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -90,6 +90,28 @@ def count_newlines(data: bytes, start: int = 0, end: int | None = None) -> int:
     return sum(
         int(np.count_nonzero(view[i : i + _NEWLINE_CHUNK] == 10)) for i in range(0, size, _NEWLINE_CHUNK)
     )
+
+
+def newlines_before(data: bytes, positions: Sequence[int]) -> list[int]:
+    """``[data.count(b"\\n", 0, p) for p in positions]``, each byte looked at once.
+
+    A block of vector lines has a candidate every few kilobytes: one ``bytes.count`` per candidate
+    cost 2.5 µs each (CPython counts one byte at a time); numpy finds every newline of the span at
+    once, and a binary search places each candidate among them.
+    """
+    end = max(positions, default=0)
+    if len(positions) < 4 or end < 1 << 13:  # a few counts, or a short span: not worth numpy's calls
+        counted: dict[int, int] = {}
+        at = count = 0
+        for pos in sorted(positions):
+            count += count_newlines(data, at, pos)
+            counted[pos] = count
+            at = pos
+        return [counted[pos] for pos in positions]
+    view = np.frombuffer(data, np.uint8, end)
+    found = [np.flatnonzero(view[i : i + _NEWLINE_CHUNK] == 10) + i for i in range(0, end, _NEWLINE_CHUNK)]
+    newlines = found[0] if len(found) == 1 else np.concatenate(found)
+    return np.searchsorted(newlines, np.asarray(positions)).tolist()
 
 
 @dataclass(frozen=True, slots=True)
