@@ -36,6 +36,7 @@ exist, and stdout is flushed first, so that no half-written output is copied. A 
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import multiprocessing
 import os
@@ -273,6 +274,9 @@ def _work(conn: Connection, pipeline: Pipeline, limits: FileSource, batch: int, 
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the inherited stdout is the main process's
     for other in others:
         other.close()  # the main ends of earlier workers' pipes: they must see EOF when it exits
+    # What the worker inherited (rules, catalogue, detectors) lives as long as it does: the garbage
+    # collector need not walk it again each time a task's findings trigger a collection.
+    gc.freeze()
     while True:
         try:
             task = conn.recv()
