@@ -347,7 +347,7 @@ class Diagnostic:
 
 def vector_sha256(values: np.ndarray) -> str:
     """SHA-256 of the values as little-endian float32: the same whatever encoding carried them."""
-    return hashlib.sha256(np.ascontiguousarray(values, dtype="<f4").tobytes()).hexdigest()
+    return hashlib.sha256(np.ascontiguousarray(values, dtype="<f4")).hexdigest()  # its buffer: no copy
 
 
 def vector_norm(values: np.ndarray, norm: float | None = None) -> float:
