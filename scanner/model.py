@@ -356,14 +356,17 @@ def vector_norm(values: np.ndarray, norm: float | None = None) -> float:
     if norm is None:
         norm = math.sqrt(float(np.dot(values, values)))
     if not math.isfinite(norm):
-        norm = float(np.linalg.norm(np.nan_to_num(values)))
+        with np.errstate(over="ignore"):  # Inf became the largest float: its square overflows
+            norm = float(np.linalg.norm(np.nan_to_num(values)))
     return float(f"{norm:.6g}")
 
 
 def masked_preview(values: np.ndarray, dim: int) -> str:
     """Sign and order of magnitude of the first values only: enough to recognise, too little to invert."""
     head = []
-    for v in values[:3].tolist():  # Python floats: numpy's scalar maths costs microseconds a call
+    # Python floats: numpy's scalar maths costs microseconds a call. Flattened, so that an array of
+    # another shape (no detector makes one) cannot stop a worker that summarises every finding.
+    for v in values.ravel()[:3].tolist():
         if not math.isfinite(v):
             head.append("nan")
             continue

@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -508,3 +509,21 @@ def test_cpu_quota_cgroup_v1_and_unlimited(tmp_path: Path) -> None:
     (tmp_path / "fs/cpu,cpuacct/cpu.cfs_quota_us").write_text("-1\n")
     assert cpu_quota(str(tmp_path / "fs"), str(tmp_path / "proc")) is None
     assert cpu_quota(str(tmp_path / "fs"), str(tmp_path / "missing")) is None
+
+
+def test_summary_of_any_array() -> None:
+    """Workers summarise every finding, alerted or not: no array a detector could make may raise.
+    NaN and Inf count as zero in the norm (as the ECS output always had it) and make it not finite."""
+    odd = VectorSummary.of(np.array([np.nan, 3.0, 4.0], dtype=np.float32), 3, False)
+    assert (odd.finite, odd.norm, odd.length, odd.flat) == (False, 5.0, 3, True)
+    assert odd.preview == "[nan, #, #, … 3 values]"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a worker's warning would reach the user's terminal
+        inf = VectorSummary.of(np.array([1.0, np.inf, 2.0], dtype=np.float32), 3, False)
+    assert not inf.finite and inf.preview == "[#, nan, #, … 3 values]"
+    assert VectorSummary.of(np.zeros(0, dtype=np.float32), 0, False).preview == "[, … 0 values]"
+    flat2d = VectorSummary.of(np.ones((2, 3), dtype=np.float32), 2, False)
+    assert not flat2d.flat and flat2d.length == 2
+    assert VectorSummary.of(np.ones(20, dtype=np.float32), 768, True).norm is None  # a truncated print
+    small = VectorSummary.of(np.array([0.0123, -4.5, 0.0], dtype=np.float32), 3, False)
+    assert small.preview == "[0.0#, -#, #, … 3 values]"
