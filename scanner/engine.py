@@ -84,13 +84,26 @@ class Needs:
     def trim(self, result: ScanResult) -> None:
         """Drop from ``result``'s findings what the engine will not read: the values (1.5 KB of a 2 KB
         384-d finding, and an array to pickle and rebuild) and the evidence."""
+        if self.values:
+            return
+        if not self.evidence:
+            for f in result.findings:
+                f._memo.pop(EVIDENCE_MEMO, None)
+                if f.candidate.values is not None:
+                    f.candidate.drop_values()
+            return
+        # The pool reuses the pipeline's evidence for a group (source, size) of one record only when
+        # every finding of the group has it; otherwise it computes the group's from all their values
+        # (a packed binary vector has none: its size is not its dimension). Those values are kept.
+        recompute = {_group(f) for f in result.findings if EVIDENCE_MEMO not in f._memo and poolable(f)}
         for f in result.findings:
-            evidence = f._memo.get(EVIDENCE_MEMO) if self.evidence else f._memo.pop(EVIDENCE_MEMO, None)
-            if f.candidate.values is None or self.values:
-                continue
-            if self.evidence and evidence is None and poolable(f):
-                continue  # the pool computes this one's evidence from its values
-            f.candidate.drop_values()
+            if f.candidate.values is not None and not (recompute and poolable(f) and _group(f) in recompute):
+                f.candidate.drop_values()
+
+
+def _group(f: Finding) -> tuple[str, int]:
+    """A finding's group in the source pool."""
+    return f.source.identity, f.candidate.summarize().length
 
 
 class Engine:

@@ -271,6 +271,7 @@ def _tracked(task: Task, tracker: Tracker | None, started: Started | None) -> tu
 def _work(conn: Connection, pipeline: Pipeline, limits: FileSource, batch: int, others: list) -> None:
     """A worker's loop: tasks in, messages out, until told to stop or the main process is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked while the pool forked it
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the inherited stdout is the main process's
     for other in others:
         other.close()  # the main ends of earlier workers' pipes: they must see EOF when it exits
@@ -327,6 +328,9 @@ class Pool:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
+        # Ctrl-C waits until every forked worker is recorded here: one that struck between a fork
+        # and its record left that worker running after the main process had exited.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             for _ in range(jobs):
                 here, there = ctx.Pipe()
@@ -340,8 +344,10 @@ class Pool:
                 process.start()
                 there.close()
                 self.workers.append(_Worker(process, here, deque()))
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a Ctrl-C that came meanwhile: now
         except BaseException:
             self.terminate()
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             raise
 
     def __enter__(self) -> Pool:

@@ -182,20 +182,45 @@ def test_workers_send_summaries_unless_the_values_are_read(tmp_path: Path, poole
         assert p.candidate.values.tobytes() == s.candidate.values.tobytes()
 
 
-def test_trim_keeps_values_the_pool_would_compute_evidence_from() -> None:
-    """A finding whose pipeline evidence is gone (another batch's, in the serial scan) keeps its
-    values when the pool is on: the pool computes its evidence from them."""
-    vecs = unit_vectors(3, 384, seed=12)
-    data = "".join(f"emb={v.tolist()}\n" for v in vecs).encode()
-    record = Record(data, SourceRef("file", "a.log", "a.log"))
+def test_trim_keeps_the_values_of_a_pool_group_without_all_its_evidence() -> None:
+    """The pool reuses the pipeline's evidence for a group (source, size) only when each of its
+    findings has it; otherwise it computes the group's from the values, which are then kept. A
+    48-byte packed binary vector (384 bits, no evidence of its own) beside a 48-d float vector is
+    such a group; the 384-d vectors of the same record are not."""
+    rng = np.random.default_rng(13)
+    small = unit_vectors(1, 48, seed=13)[0]
+    packed = [int(x) for x in rng.integers(0, 256, 48)]
+    lines = [json.dumps({"ubinary": packed, "embedding": small.tolist()})]
+    lines += [f"emb={v.tolist()}" for v in unit_vectors(3, 384, seed=12)]
+    record = Record(("\n".join(lines) + "\n").encode(), SourceRef("file", "a.log", "a.log"))
     result = Pipeline().scan(record)
-    assert len(result.findings) == 3 and all(EVIDENCE_MEMO in f._memo for f in result.findings)
-    del result.findings[0]._memo[EVIDENCE_MEMO]
+    assert [(f.candidate.encoding, f.candidate.dim) for f in result.findings] == [
+        ("ubinary", 384),
+        ("json-array", 48),
+        *[("python-list", 384)] * 3,
+    ]
+    assert EVIDENCE_MEMO not in result.findings[0]._memo
     Needs(values=False, evidence=True).trim(result)
-    assert [f.candidate.values is None for f in result.findings] == [False, True, True]
+    assert [f.candidate.values is None for f in result.findings] == [False, False, True, True, True]
     assert all(EVIDENCE_MEMO in f._memo for f in result.findings[1:])
     Needs(values=False, evidence=False).trim(result)
     assert all(f.candidate.values is None and EVIDENCE_MEMO not in f._memo for f in result.findings)
+
+
+def test_pool_group_without_all_its_evidence_same_as_serial(tmp_path: Path) -> None:
+    """The same mixed group through the workers: the main process pools it from the values sent."""
+    rng = np.random.default_rng(14)
+    lines = []
+    for i, small in enumerate(unit_vectors(60, 48, seed=14)):
+        packed = [int(x) for x in rng.integers(0, 256, 48)]
+        lines.append(json.dumps({"req": i, "ubinary": packed, "embedding": small.tolist()}))
+    lines += [f"INFO emb={v.tolist()}" for v in unit_vectors(400, 384, seed=15)]
+    path = tmp_path / "mixed.log"
+    path.write_text("\n".join(lines) + "\n")
+    serial, s_findings = _sent([str(path)], 1)
+    parallel, p_findings = _sent([str(path)], 2)
+    assert parallel == serial and len(p_findings) >= 500
+    assert {f.candidate.encoding for f in p_findings} >= {"ubinary", "json-array", "python-list"}
 
 
 def test_ranges_without_safe_cuts_and_a_long_line_at_a_boundary(tmp_path: Path) -> None:
