@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import struct
 import threading
 from bisect import bisect_right
 from collections.abc import Iterator
@@ -137,37 +138,51 @@ def float32_and_precision(values64: np.ndarray, text: bytes | None = None) -> tu
     """``(to_float32(values64), precision_of(values64, text))`` for the price of one.
 
     Per vector on the hot path, where every numpy call counts (about a microsecond each whatever the
-    size): one ``abs().max()`` tells whether all values are finite and within float16/float32 range,
+    size): one dot product (else ``abs().max()``) tells whether all values are finite and within
+    float16/float32 range,
     the float32 copy serves both answers, arrays compare as bytes, np.errstate only when needed.
     """
     if values64.size == 0:
         return to_float32(values64), "unknown"
-    big = float(_MAX(_ABS(values64)))
-    if big < 3.0e38:  # all finite (NaN or inf would make the max NaN or inf), none overflows float32
+    if values64.dtype is _F64 and float(_DOT(values64, values64)) <= _HALF_SQUARE:
+        # The common case in one BLAS call: all finite (NaN or inf would make the sum NaN or inf)
+        # and none beyond float16's range (an integer sum could wrap: float64 only). The first value settles "not fp16" for almost every
+        # real vector, in Python, before a cast of them all.
         finite = values64
-        as32 = values64.astype(np.float32)
-        values32 = as32
-    else:
-        values32 = to_float32(values64)
-        finite = values64[np.isfinite(values64)]
-        if finite.size == 0:
-            return values32, "unknown"
-        big = float(_MAX(_ABS(finite)))
-        as32 = to_float32(finite)
-    # Equality of finite arrays as bytes (memcmp) is equality of values here: no NaN, and a cast
-    # never flips the sign of a zero. A few leading values settle "not fp16" for almost every real
-    # vector, so all are cast only when those pass.
-    head = as32[:8]
-    if big <= 65504.0:
+        values32 = as32 = values64.astype(np.float32)
+        first = float(as32[0])
         if (
-            head.astype(np.float16).astype(np.float32).tobytes() == head.tobytes()
+            _HALF.unpack(_HALF.pack(first))[0] == first
             and as32.astype(np.float16).astype(np.float32).tobytes() == as32.tobytes()
         ):
             return values32, "fp16"
     else:
-        with np.errstate(over="ignore"):
-            if np.array_equal(as32.astype(np.float16).astype(np.float32), as32):
+        big = float(_MAX(_ABS(values64)))
+        if big < 3.0e38:  # all finite (NaN or inf would make the max NaN or inf), none overflows float32
+            finite = values64
+            as32 = values64.astype(np.float32)
+            values32 = as32
+        else:
+            values32 = to_float32(values64)
+            finite = values64[np.isfinite(values64)]
+            if finite.size == 0:
+                return values32, "unknown"
+            big = float(_MAX(_ABS(finite)))
+            as32 = to_float32(finite)
+        # Equality of finite arrays as bytes (memcmp) is equality of values here: no NaN, and a cast
+        # never flips the sign of a zero. A few leading values settle "not fp16" for almost every
+        # real vector, so all are cast only when those pass.
+        head = as32[:8]
+        if big <= 65504.0:
+            if (
+                head.astype(np.float16).astype(np.float32).tobytes() == head.tobytes()
+                and as32.astype(np.float16).astype(np.float32).tobytes() == as32.tobytes()
+            ):
                 return values32, "fp16"
+        else:
+            with np.errstate(over="ignore"):
+                if np.array_equal(as32.astype(np.float16).astype(np.float32), as32):
+                    return values32, "fp16"
     exact32 = as32.astype(np.float64).tobytes() == finite.tobytes()
     if text is not None:
         digits = _mean_significant_digits(text)
@@ -181,6 +196,12 @@ def float32_and_precision(values64: np.ndarray, text: bytes | None = None) -> tu
 
 _MAX = np.maximum.reduce
 _ABS = np.abs
+_DOT = np.dot
+_F64 = np.dtype(np.float64)
+_HALF = struct.Struct("<e")
+# A sum of squares below this bounds every value well inside float16's range (65504), whatever the
+# rounding of the sum.
+_HALF_SQUARE = 65000.0**2
 _DIGITS = re.compile(rb"\d+(?:\.\d+)?")
 _LEADING_ZEROS = re.compile(rb" (0+(?:\.0*)?)")
 _DIGITS_AND_DOTS = bytes(c if c in b"0123456789." else 0x20 for c in range(256))

@@ -8,11 +8,8 @@ represented by its hash, shape, encoding and a masked preview.
 from __future__ import annotations
 
 import datetime as dt
-import math
 import time
 from typing import Any
-
-import numpy as np
 
 from scanner import __version__
 from scanner.model import SCHEMA_VERSION, Alert, Diagnostic, Finding
@@ -30,18 +27,6 @@ def now_iso() -> str:
         stamp = dt.datetime.fromtimestamp(ms // 1000, dt.UTC).replace(microsecond=ms % 1000 * 1000)
         cached = _now = (ms, stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
     return cached[1]
-
-
-def masked_preview(values: np.ndarray, dim: int) -> str:
-    """Sign and order of magnitude of the first values only: enough to recognise, too little to invert."""
-    head = []
-    for v in values[:3].tolist():  # Python floats: numpy's scalar maths costs microseconds a call
-        if not math.isfinite(v):
-            head.append("nan")
-            continue
-        exp = math.floor(math.log10(abs(v))) if v != 0 else 0
-        head.append(f"{'-' if v < 0 else ''}{'0.' + '0' * (-exp - 1) if exp < 0 else ''}#")
-    return f"[{', '.join(head)}, … {dim} values]"
 
 
 def alert_to_ecs(alert: Alert, created: str | None = None, reveal: bool = False) -> dict[str, Any]:
@@ -157,15 +142,16 @@ def _vector_doc(f: Finding) -> dict[str, Any]:
     cached = f._memo.get("ecs.vector")
     if cached is None:
         c = f.candidate
+        summary = c.summarize()
         cached = f._memo["ecs.vector"] = {
             "dim": c.dim,
             "encoding": c.encoding,
             "truncated": bool(c.truncated),
-            "sha256": f.sha256,
+            "sha256": summary.sha256,
             "precision": c.precision,
-            "norm": None if c.truncated else _norm(c.values),
+            "norm": summary.norm,
             "key": c.key,
-            "preview": masked_preview(c.values, c.dim),
+            "preview": summary.preview,
         }
     return dict(cached)
 
@@ -188,15 +174,3 @@ def diagnostic_to_ecs(diag: Diagnostic) -> dict[str, Any]:
     }
     doc["log"] = {"file": {"path": diag.source}}
     return doc
-
-
-def _norm(values: np.ndarray) -> float:
-    """L2 norm, NaN/Inf counted as zero (as ``nan_to_num`` would); the finite case skips its copy."""
-    norm = math.sqrt(float(np.dot(values, values)))
-    if not math.isfinite(norm):
-        norm = float(np.linalg.norm(np.nan_to_num(values)))
-    return _round(norm)
-
-
-def _round(x: float) -> float:
-    return float(f"{x:.6g}")

@@ -17,6 +17,8 @@ import orjson
 
 from scanner.enrichment import Pending, SampledInversion
 from scanner.fingerprint import SourcePool
+from scanner.fingerprint.aggregate import poolable
+from scanner.fingerprint.scoring import EVIDENCE_MEMO
 from scanner.model import Alert, Candidate, Diagnostic, Finding, Level, Record
 from scanner.noise import GROUPED, RATE_LIMITED, NoiseControl
 from scanner.pipeline import Pipeline, ScanResult
@@ -67,6 +69,43 @@ class Stats:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Needs:
+    """What :meth:`Engine.feed_scanned` reads of a finding beyond its vector summary (hash, size,
+    norm, preview): the raw values (``--invert`` inverts them) and the fingerprint evidence the
+    pipeline left on it (the source pool reuses it rather than computing it from the values again).
+
+    A scan worker (:mod:`scanner.parallel`) trims its results to this (:meth:`trim`) before sending them.
+    """
+
+    values: bool = True
+    evidence: bool = True
+
+    def trim(self, result: ScanResult) -> None:
+        """Drop from ``result``'s findings what the engine will not read: the values (1.5 KB of a 2 KB
+        384-d finding, and an array to pickle and rebuild) and the evidence."""
+        if self.values:
+            return
+        if not self.evidence:
+            for f in result.findings:
+                f._memo.pop(EVIDENCE_MEMO, None)
+                if f.candidate.values is not None:
+                    f.candidate.drop_values()
+            return
+        # The pool reuses the pipeline's evidence for a group (source, size) of one record only when
+        # every finding of the group has it; otherwise it computes the group's from all their values
+        # (a packed binary vector has none: its size is not its dimension). Those values are kept.
+        recompute = {_group(f) for f in result.findings if EVIDENCE_MEMO not in f._memo and poolable(f)}
+        for f in result.findings:
+            if f.candidate.values is not None and not (recompute and poolable(f) and _group(f) in recompute):
+                f.candidate.drop_values()
+
+
+def _group(f: Finding) -> tuple[str, int]:
+    """A finding's group in the source pool."""
+    return f.source.identity, f.candidate.summarize().length
+
+
 class Engine:
     """One scan's state: which alert fingerprints were already sent, and what was counted.
 
@@ -99,6 +138,11 @@ class Engine:
         self.stats = Stats()
         self.seen: set[str] = set()
         self.sent: list[Alert] = []
+
+    @property
+    def needs(self) -> Needs:
+        """What :meth:`feed_scanned` will read of the findings it is given."""
+        return Needs(values=self.inversion is not None, evidence=self.pool is not None)
 
     def run(
         self, items: Iterable[Record | Diagnostic], on_record: Callable[[Record], None] | None = None

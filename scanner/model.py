@@ -7,8 +7,11 @@ they can cross threads and queues without surprises.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from collections.abc import Mapping
+import math
+import operator
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -18,6 +21,23 @@ import numpy as np
 SCHEMA_VERSION = 1
 
 
+def _pickled_by_constructor(cls: type) -> type:
+    """Pickle instances as one call of the constructor with the fields in order.
+
+    Findings cross a pipe one per vector (``scan --jobs``); the default for a slotted dataclass (a
+    dict of its slots, set back one by one, or a Python-level state function when frozen) costs
+    about a third more each way.
+    """
+    state = operator.attrgetter(*(f.name for f in dataclasses.fields(cls)))
+
+    def __reduce__(self: Any) -> tuple[Any, tuple[Any, ...]]:
+        return cls, state(self)
+
+    cls.__reduce__ = __reduce__  # type: ignore[method-assign]
+    return cls
+
+
+@_pickled_by_constructor
 @dataclass(frozen=True, slots=True)
 class SourceRef:
     """Where bytes came from.
@@ -91,11 +111,70 @@ def count_newlines(data: bytes, start: int = 0, end: int | None = None) -> int:
     )
 
 
+def newlines_before(data: bytes, positions: Sequence[int]) -> list[int]:
+    """``[data.count(b"\\n", 0, p) for p in positions]``, each byte looked at once.
+
+    A block of vector lines has a candidate every few kilobytes: one ``bytes.count`` per candidate
+    cost 2.5 µs each (CPython counts one byte at a time); numpy finds every newline of the span at
+    once, and a binary search places each candidate among them.
+    """
+    end = max(positions, default=0)
+    if len(positions) < 4 or end < 1 << 13:  # a few counts, or a short span: not worth numpy's calls
+        counted: dict[int, int] = {}
+        at = count = 0
+        for pos in sorted(positions):
+            count += count_newlines(data, at, pos)
+            counted[pos] = count
+            at = pos
+        return [counted[pos] for pos in positions]
+    view = np.frombuffer(data, np.uint8, end)
+    found = [np.flatnonzero(view[i : i + _NEWLINE_CHUNK] == 10) + i for i in range(0, end, _NEWLINE_CHUNK)]
+    newlines = found[0] if len(found) == 1 else np.concatenate(found)
+    return np.searchsorted(newlines, np.asarray(positions)).tolist()
+
+
+@_pickled_by_constructor
+@dataclass(frozen=True, slots=True)
+class VectorSummary:
+    """What is said of a judged vector after the pipeline: its hash, size, finiteness, norm and
+    masked preview.
+
+    Rules, dedup, the source pool and every output read these, never the values themselves, so a
+    scan worker (:mod:`scanner.parallel`) computes them and ships this instead of the values: a
+    fifth of the bytes, and no array to pickle and rebuild per vector.
+    """
+
+    sha256: str  # of the values as little-endian float32 (:func:`vector_sha256`)
+    length: int  # values.shape[0]
+    flat: bool  # a 1-D array
+    finite: bool  # no NaN or Inf
+    norm: float | None  # L2, NaN/Inf counted as zero, 6 significant digits; None for a truncated print
+    preview: str  # :func:`masked_preview`
+
+    @classmethod
+    def of(cls, values: np.ndarray, dim: int, truncated: bool) -> VectorSummary:
+        norm = math.sqrt(float(np.dot(values, values))) if values.ndim == 1 else math.nan
+        finite = math.isfinite(norm) or bool(np.isfinite(values).all())  # a finite norm: all finite
+        return cls(
+            sha256=vector_sha256(values),
+            length=int(values.shape[0]),
+            flat=values.ndim == 1,
+            finite=finite,
+            norm=None if truncated else vector_norm(values, norm),
+            preview=masked_preview(values, dim),
+        )
+
+
+@_pickled_by_constructor
 @dataclass(slots=True)
 class Candidate:
-    """A numeric array a detector pulled out of a record. Not yet judged to be an embedding."""
+    """A numeric array a detector pulled out of a record. Not yet judged to be an embedding.
 
-    values: np.ndarray
+    ``values`` is None only after :meth:`drop_values` (a scan worker's finding that nothing in the
+    main process will read the values of); ``summary`` then says all that is needed of them.
+    """
+
+    values: np.ndarray | None
     encoding: str
     start: int
     end: int
@@ -105,10 +184,25 @@ class Candidate:
     declared_dim: int | None = None
     precision: str | None = None
     hints: dict[str, Any] = field(default_factory=dict)
+    summary: VectorSummary | None = field(default=None, repr=False, compare=False)
 
     @property
     def dim(self) -> int:
-        return self.declared_dim if self.declared_dim is not None else int(self.values.shape[0])
+        if self.declared_dim is not None:
+            return self.declared_dim
+        return int(self.values.shape[0]) if self.values is not None else self.summarize().length
+
+    def summarize(self) -> VectorSummary:
+        """The summary of the values, computed on first use."""
+        if self.summary is None:
+            assert self.values is not None
+            self.summary = VectorSummary.of(self.values, self.dim, self.truncated)
+        return self.summary
+
+    def drop_values(self) -> None:
+        """Keep only the summary: for a finding whose values nobody will read again."""
+        self.summarize()
+        self.values = None
 
 
 class Level(IntEnum):
@@ -134,6 +228,7 @@ class Level(IntEnum):
             raise ValueError(f"unknown level {text!r} (expected one of: {names})") from None
 
 
+@_pickled_by_constructor
 @dataclass(frozen=True, slots=True)
 class ModelGuess:
     """One ranked answer of the fingerprinter."""
@@ -145,6 +240,7 @@ class ModelGuess:
     confirmed: bool = False
 
 
+@_pickled_by_constructor
 @dataclass(slots=True)
 class Finding:
     """A Candidate the classifier accepted as an embedding, located in its source."""
@@ -159,15 +255,12 @@ class Finding:
     record_context: dict[str, Any] = field(default_factory=dict)
     kind: str = "embedding"
     inversion: dict[str, Any] | None = None
-    # Hashes are asked for by every rule, dedup key and output format; compute each once.
+    # Finding ids are asked for by every rule, dedup key and output format; compute each once.
     _memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def sha256(self) -> str:
-        sha = self._memo.get("sha256")
-        if sha is None:
-            sha = self._memo["sha256"] = vector_sha256(self.candidate.values)
-        return sha
+        return self.candidate.summarize().sha256
 
     @property
     def model(self) -> ModelGuess | None:
@@ -254,4 +347,29 @@ class Diagnostic:
 
 def vector_sha256(values: np.ndarray) -> str:
     """SHA-256 of the values as little-endian float32: the same whatever encoding carried them."""
-    return hashlib.sha256(np.ascontiguousarray(values, dtype="<f4").tobytes()).hexdigest()
+    return hashlib.sha256(np.ascontiguousarray(values, dtype="<f4")).hexdigest()  # its buffer: no copy
+
+
+def vector_norm(values: np.ndarray, norm: float | None = None) -> float:
+    """L2 norm to 6 significant digits, NaN/Inf counted as zero (as ``nan_to_num`` would); ``norm``
+    is the plain one when already computed, and the finite case skips the copy."""
+    if norm is None:
+        norm = math.sqrt(float(np.dot(values, values)))
+    if not math.isfinite(norm):
+        with np.errstate(over="ignore"):  # Inf became the largest float: its square overflows
+            norm = float(np.linalg.norm(np.nan_to_num(values)))
+    return float(f"{norm:.6g}")
+
+
+def masked_preview(values: np.ndarray, dim: int) -> str:
+    """Sign and order of magnitude of the first values only: enough to recognise, too little to invert."""
+    head = []
+    # Python floats: numpy's scalar maths costs microseconds a call. Flattened, so that an array of
+    # another shape (no detector makes one) cannot stop a worker that summarises every finding.
+    for v in values.ravel()[:3].tolist():
+        if not math.isfinite(v):
+            head.append("nan")
+            continue
+        exp = math.floor(math.log10(abs(v))) if v != 0 else 0
+        head.append(f"{'-' if v < 0 else ''}{'0.' + '0' * (-exp - 1) if exp < 0 else ''}#")
+    return f"[{', '.join(head)}, … {dim} values]"

@@ -5,7 +5,10 @@ fingerprint) on records they read themselves: that is where a scan spends its CP
 keeps everything with state or order: the source pool, rules, dedup, baseline, noise control,
 inversion sampling, sinks, progress and summary. It replays each worker's results through
 :meth:`Engine.feed_scanned` in input order, record by record, so the output is the one ``--jobs 1``
-gives: same alerts in the same order, same lines, same diagnostics and counts.
+gives: same alerts in the same order, same lines, same diagnostics and counts. Workers also hash
+each finding's vector and summarise it (:class:`~scanner.model.VectorSummary`), and send the values
+only when the main process reads them (``--invert``; :class:`~scanner.engine.Needs`): of a 384-d
+finding's 2 KB, 1.5 KB are its values, and an array costs more to pickle and rebuild than the rest.
 
 **Tasks.** A large plain file is cut into ranges of about ``range_size`` bytes, at cuts the serial
 reader makes anyway (:func:`~scanner.sources.files.split_points`), and a worker reads its range
@@ -33,6 +36,7 @@ exist, and stdout is flushed first, so that no half-written output is copied. A 
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import multiprocessing
 import os
@@ -46,7 +50,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from scanner import prefilter
-from scanner.engine import Engine
+from scanner.engine import Engine, Needs
 from scanner.model import Diagnostic, Record
 from scanner.pipeline import Pipeline, ScanResult
 from scanner.sources.files import MARK_BYTES, FileSource, Mark, Started, read_range, split_points
@@ -56,6 +60,7 @@ RANGE_SIZE = 16 * 1024 * 1024  # four 4 MB blocks, ~40 ms of work: enough tasks 
 DEPTH = 2  # tasks in flight per worker: one running, one queued, so no worker waits for the next
 MAX_TASKS = 64  # per worker, however small the files
 AHEAD = 2  # result messages taken ahead from a worker before its task's turn
+ALL = Needs()  # everything a finding holds is sent: for callers that do not say what they read
 
 
 class WorkerError(RuntimeError):
@@ -145,6 +150,7 @@ class Task:
     first: bool = True  # the first range of its file (or a whole file)
     line: int = 1  # the line at ``start`` of a first range (``scan --state`` resumes mid-file)
     plan: FilePlan | None = None  # ``scan --state``: the file's plan; its mark is tracked
+    needs: Needs = ALL  # what the main process reads of the findings: the rest is not sent
 
 
 def plan(
@@ -152,6 +158,7 @@ def plan(
     targets: Iterable[tuple[str, str]],
     range_size: int,
     state: ScanState | None = None,
+    needs: Needs = ALL,
 ) -> Iterator[Task]:
     """The tasks for ``targets`` (from :meth:`FileSource.targets`), in order, planned as they are needed.
 
@@ -175,12 +182,22 @@ def plan(
         tracked = fp if fp is not None and fp.key is not None else None
         points = split_points(real, source.block_size, range_size, first) if real != "-" else None
         if points is None:
-            yield Task(display, real, size - first, plan=tracked)
+            yield Task(display, real, size - first, plan=tracked, needs=needs)
             continue
         for i, (start, block_end) in enumerate(points):
             stop = points[i + 1][0] if i + 1 < len(points) else None
             yield Task(
-                display, real, (stop or size) - start, start, block_end, stop, True, i == 0, line, tracked
+                display,
+                real,
+                (stop or size) - start,
+                start,
+                block_end,
+                stop,
+                True,
+                i == 0,
+                line,
+                tracked,
+                needs,
             )
 
 
@@ -212,7 +229,9 @@ def _scan_task(task: Task, pipeline: Pipeline, limits: FileSource, batch: int) -
             events.append(item)
             continue
         assert isinstance(item, Record)
-        events.append((len(item.data), pipeline.scan(item)))
+        result = pipeline.scan(item)
+        task.needs.trim(result)
+        events.append((len(item.data), result))
         size += len(item.data)
         if size >= batch:
             yield ("batch", events)
@@ -252,9 +271,13 @@ def _tracked(task: Task, tracker: Tracker | None, started: Started | None) -> tu
 def _work(conn: Connection, pipeline: Pipeline, limits: FileSource, batch: int, others: list) -> None:
     """A worker's loop: tasks in, messages out, until told to stop or the main process is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked while the pool forked it
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the inherited stdout is the main process's
     for other in others:
         other.close()  # the main ends of earlier workers' pipes: they must see EOF when it exits
+    # What the worker inherited (rules, catalogue, detectors) lives as long as it does: the garbage
+    # collector need not walk it again each time a task's findings trigger a collection.
+    gc.freeze()
     while True:
         try:
             task = conn.recv()
@@ -305,6 +328,9 @@ class Pool:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
+        # Ctrl-C waits until every forked worker is recorded here: one that struck between a fork
+        # and its record left that worker running after the main process had exited.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             for _ in range(jobs):
                 here, there = ctx.Pipe()
@@ -318,8 +344,10 @@ class Pool:
                 process.start()
                 there.close()
                 self.workers.append(_Worker(process, here, deque()))
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a Ctrl-C that came meanwhile: now
         except BaseException:
             self.terminate()
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             raise
 
     def __enter__(self) -> Pool:
@@ -367,7 +395,8 @@ class Pool:
             except StopIteration as end:
                 targets = end.value
                 break
-        self._run(engine, source, plan(source, targets, self.range_size, state), on_progress, state)
+        tasks = plan(source, targets, self.range_size, state, engine.needs)
+        self._run(engine, source, tasks, on_progress, state)
 
     def _run(
         self,

@@ -16,7 +16,7 @@ from scanner import prefilter
 from scanner.classify import classify
 from scanner.fingerprint import Fingerprinter
 from scanner.fingerprint.scoring import EVIDENCE_MEMO, Evidence
-from scanner.model import Candidate, Diagnostic, Finding, Record
+from scanner.model import Candidate, Diagnostic, Finding, Record, newlines_before
 
 MAX_DEPTH = 4
 
@@ -333,16 +333,16 @@ def _positions(items: Iterable[_Located]) -> list[tuple[int, int]]:
     """Source line and offset of each candidate, counting newlines once per record, not once per hit."""
     items = list(items)
     out: list[tuple[int, int]] = [(0, 0)] * len(items)
-    cursor: dict[int, tuple[int, int]] = {}
-    order = sorted(range(len(items)), key=lambda i: (id(items[i].record), items[i].candidate.start))
-    for i in order:
-        rec = items[i].record
-        start = items[i].candidate.start
+    by_record: dict[int, list[int]] = {}
+    for i, item in enumerate(items):
+        rec = item.record
         if rec.nested:
             out[i] = (rec.line, rec.offset)
-            continue
-        pos, line = cursor.get(id(rec), (0, rec.line))
-        line += rec.data.count(b"\n", pos, start)
-        cursor[id(rec)] = (start, line)
-        out[i] = (line, rec.offset + start)
+        else:
+            by_record.setdefault(id(rec), []).append(i)
+    for idx in by_record.values():
+        rec = items[idx[0]].record
+        starts = [items[i].candidate.start for i in idx]
+        for i, start, before in zip(idx, starts, newlines_before(rec.data, starts), strict=True):
+            out[i] = (rec.line + before, rec.offset + start)
     return out

@@ -238,6 +238,13 @@ def test_precision_and_digits_match_reference() -> None:
         (np.array([np.nan] * 20), b"nan"),
         (np.array([-0.0, 0.0] * 10), b"-0.0, 0.0, 00.5, 0.000, 1.5e-05, np.float32(0.5), .05"),
         (np.array([], dtype=np.float64), b""),
+        # fp16 edges: the first value exact but not the rest, all exact but one, the top of float16's
+        # range, beyond it, subnormals
+        (np.concatenate([[0.5], vec[1:].astype(np.float64)]), b"0.5, 0.1"),
+        (np.concatenate([vec[:-1].astype(np.float16).astype(np.float64), [0.1]]), b"0.5, 0.1"),
+        (np.array([65504.0, -0.5] * 10), b"65504.0, -0.5"),
+        (np.array([65520.0, 0.5] * 10), b"65520.0, 0.5"),
+        (np.array([6e-8, 5.960464477539063e-08, -1e-30] * 10), b"6e-8, 5.960464477539063e-08"),
     ]
     for values, text in cases:
         assert _common.precision_of(values, text) == ref_precision(values, text)

@@ -20,14 +20,17 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import REPO, jsonl, run_cli, unit_vectors
 
-from scanner.engine import Engine
-from scanner.model import Record
+from scanner.engine import Engine, Needs
+from scanner.enrichment import SampledInversion
+from scanner.fingerprint.scoring import EVIDENCE_MEMO
+from scanner.model import Record, SourceRef, VectorSummary
 from scanner.parallel import Pool, WorkerError, available_cpus, cpu_quota
 from scanner.pipeline import Pipeline, ScanResult
 from scanner.rules import load_rules
@@ -52,10 +55,12 @@ def _summary(stderr: bytes) -> str:
     return re.sub(r" in [0-9.]+s", "", line)
 
 
-def _api_scan(paths: list[str], jobs: int, **limits: int) -> tuple[list[dict], dict]:
+def _api_scan(
+    paths: list[str], jobs: int, engine_args: dict | None = None, **limits: int
+) -> tuple[list[dict], dict]:
     """Scan through the engine as ``vecleak scan`` does; the jsonl events and the summary."""
     out = io.BytesIO()
-    engine = Engine(Pipeline(), load_rules(), [JsonlSink(out, owned=False)])
+    engine = Engine(Pipeline(), load_rules(), [JsonlSink(out, owned=False)], **(engine_args or {}))
     source = FileSource(paths, **limits)
     if jobs == 1:
         engine.run(source.records())
@@ -127,6 +132,95 @@ def test_big_plain_file_cut_into_ranges_same_as_serial(tmp_path: Path) -> None:
     assert max(d["vecleak"]["location"]["line"] for d in found) > 20_000
     assert parallel == serial
     assert p_summary == s_summary
+
+
+def _sent(paths: list[str], jobs: int, **engine_args: object) -> tuple[list[dict], list]:
+    """The jsonl events and the findings of the alerts, as the main process holds them."""
+    out = io.BytesIO()
+    engine = Engine(Pipeline(), load_rules(), [JsonlSink(out, owned=False)], **engine_args)  # type: ignore[arg-type]
+    source = FileSource(paths, block_size=BLOCK)
+    if jobs == 1:
+        engine.run(source.records())
+    else:
+        with Pool(jobs, engine.pipeline, source, range_size=RANGE) as pool:
+            pool.scan(engine, source)
+    engine.close(source.progress.files)
+    return _normal(out.getvalue()), [alert.finding for alert in engine.sent]
+
+
+@pytest.mark.parametrize("pooled", [True, False])
+def test_workers_send_summaries_unless_the_values_are_read(tmp_path: Path, pooled: bool) -> None:
+    """Without ``--invert`` nothing in the main process reads a vector's values: a worker sends its
+    summary (hash, size, norm, preview) and, for the source pool, the fingerprint evidence; the
+    alerts are the serial scan's. With ``--invert`` configured the values arrive as they were read."""
+    vecs = unit_vectors(300, 384, seed=11)
+    lines = [f"INFO req={i} emb={v.tolist()}" for i, v in enumerate(vecs)]
+    lines[7] = f"WARN nan here emb={[float('nan')] * 3 + vecs[7].tolist()[3:]}"  # not finite: not pooled
+    lines[9] = f"DEBUG cut emb=[{', '.join(map(str, vecs[9][:40].tolist()))}"  # truncated, no norm
+    path = tmp_path / "vectors.log"
+    path.write_text("\n".join(lines) + "\n")
+    assert len(split_points(str(path), BLOCK, RANGE) or []) >= 4
+    args = {} if pooled else {"pool": False}
+    serial, s_findings = _sent([str(path)], 1, **args)
+    parallel, p_findings = _sent([str(path)], 2, **args)
+    assert parallel == serial and len(s_findings) == len(p_findings) >= 300
+    assert any(f.candidate.truncated for f in s_findings)
+    assert any(not f.candidate.summarize().finite for f in s_findings)
+    for s, p in zip(s_findings, p_findings, strict=True):
+        assert p.candidate.values is None
+        assert p.candidate.summary == VectorSummary.of(
+            s.candidate.values, s.candidate.dim, s.candidate.truncated
+        )
+        assert p.candidate.dim == s.candidate.dim and p.fingerprint == s.fingerprint
+    # --invert reads the values: a sampler that samples nothing still makes the engine ask for them.
+    inverting = {**args, "inversion": SampledInversion(lambda: None, sample=0)}
+    serial_i, _ = _sent([str(path)], 1, **inverting)
+    parallel_i, i_findings = _sent([str(path)], 2, **inverting)
+    assert parallel_i == serial_i == serial
+    for s, p in zip(s_findings, i_findings, strict=True):
+        assert p.candidate.values is not None
+        assert p.candidate.values.tobytes() == s.candidate.values.tobytes()
+
+
+def test_trim_keeps_the_values_of_a_pool_group_without_all_its_evidence() -> None:
+    """The pool reuses the pipeline's evidence for a group (source, size) only when each of its
+    findings has it; otherwise it computes the group's from the values, which are then kept. A
+    48-byte packed binary vector (384 bits, no evidence of its own) beside a 48-d float vector is
+    such a group; the 384-d vectors of the same record are not."""
+    rng = np.random.default_rng(13)
+    small = unit_vectors(1, 48, seed=13)[0]
+    packed = [int(x) for x in rng.integers(0, 256, 48)]
+    lines = [json.dumps({"ubinary": packed, "embedding": small.tolist()})]
+    lines += [f"emb={v.tolist()}" for v in unit_vectors(3, 384, seed=12)]
+    record = Record(("\n".join(lines) + "\n").encode(), SourceRef("file", "a.log", "a.log"))
+    result = Pipeline().scan(record)
+    assert [(f.candidate.encoding, f.candidate.dim) for f in result.findings] == [
+        ("ubinary", 384),
+        ("json-array", 48),
+        *[("python-list", 384)] * 3,
+    ]
+    assert EVIDENCE_MEMO not in result.findings[0]._memo
+    Needs(values=False, evidence=True).trim(result)
+    assert [f.candidate.values is None for f in result.findings] == [False, False, True, True, True]
+    assert all(EVIDENCE_MEMO in f._memo for f in result.findings[1:])
+    Needs(values=False, evidence=False).trim(result)
+    assert all(f.candidate.values is None and EVIDENCE_MEMO not in f._memo for f in result.findings)
+
+
+def test_pool_group_without_all_its_evidence_same_as_serial(tmp_path: Path) -> None:
+    """The same mixed group through the workers: the main process pools it from the values sent."""
+    rng = np.random.default_rng(14)
+    lines = []
+    for i, small in enumerate(unit_vectors(60, 48, seed=14)):
+        packed = [int(x) for x in rng.integers(0, 256, 48)]
+        lines.append(json.dumps({"req": i, "ubinary": packed, "embedding": small.tolist()}))
+    lines += [f"INFO emb={v.tolist()}" for v in unit_vectors(400, 384, seed=15)]
+    path = tmp_path / "mixed.log"
+    path.write_text("\n".join(lines) + "\n")
+    serial, s_findings = _sent([str(path)], 1)
+    parallel, p_findings = _sent([str(path)], 2)
+    assert parallel == serial and len(p_findings) >= 500
+    assert {f.candidate.encoding for f in p_findings} >= {"ubinary", "json-array", "python-list"}
 
 
 def test_ranges_without_safe_cuts_and_a_long_line_at_a_boundary(tmp_path: Path) -> None:
@@ -440,3 +534,21 @@ def test_cpu_quota_cgroup_v1_and_unlimited(tmp_path: Path) -> None:
     (tmp_path / "fs/cpu,cpuacct/cpu.cfs_quota_us").write_text("-1\n")
     assert cpu_quota(str(tmp_path / "fs"), str(tmp_path / "proc")) is None
     assert cpu_quota(str(tmp_path / "fs"), str(tmp_path / "missing")) is None
+
+
+def test_summary_of_any_array() -> None:
+    """Workers summarise every finding, alerted or not: no array a detector could make may raise.
+    NaN and Inf count as zero in the norm (as the ECS output always had it) and make it not finite."""
+    odd = VectorSummary.of(np.array([np.nan, 3.0, 4.0], dtype=np.float32), 3, False)
+    assert (odd.finite, odd.norm, odd.length, odd.flat) == (False, 5.0, 3, True)
+    assert odd.preview == "[nan, #, #, … 3 values]"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a worker's warning would reach the user's terminal
+        inf = VectorSummary.of(np.array([1.0, np.inf, 2.0], dtype=np.float32), 3, False)
+    assert not inf.finite and inf.preview == "[#, nan, #, … 3 values]"
+    assert VectorSummary.of(np.zeros(0, dtype=np.float32), 0, False).preview == "[, … 0 values]"
+    flat2d = VectorSummary.of(np.ones((2, 3), dtype=np.float32), 2, False)
+    assert not flat2d.flat and flat2d.length == 2
+    assert VectorSummary.of(np.ones(20, dtype=np.float32), 768, True).norm is None  # a truncated print
+    small = VectorSummary.of(np.array([0.0123, -4.5, 0.0], dtype=np.float32), 3, False)
+    assert small.preview == "[0.0#, -#, #, … 3 values]"

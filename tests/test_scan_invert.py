@@ -170,3 +170,24 @@ def test_bounded_queue_delivers_every_held_alert_once(tmp_path):
     assert enriched_lines == sampled
     assert all(0 < d["vecleak"]["inversion"]["cosine"] <= 1 for d in docs if d["vecleak"].get("inversion"))
     assert engine.stats.duplicates >= 1  # the repeat of a held vector is a duplicate, not a new alert
+
+
+def test_invert_with_jobs_2_same_as_jobs_1(tmp_path, vectors):
+    """--invert reads each sampled vector's values in the main process: workers send them along, so
+    the inverted alerts are those of the serial scan."""
+    log = tmp_path / "app.log"
+    _write_log(log, [vectors[t] for t in (EMAIL_TEXT, *OTHER_TEXTS)])
+    runs = []
+    for jobs in ("1", "2"):
+        out = run_cli(
+            "scan", str(log), "--format", "jsonl", "--invert", "--invert-sample", "1",
+            "--invert-budget", "100", "--jobs", jobs, env=ENV,
+        )  # fmt: skip
+        assert out.returncode == 3, out.stderr
+        docs = alerts(out.stdout)
+        for doc in docs:
+            doc.pop("@timestamp", None)
+            doc["vecleak"].get("inversion", {}).pop("seconds", None)  # how long it took
+        runs.append(docs)
+    assert len(_inverted(runs[0])) >= 1
+    assert runs[1] == runs[0]

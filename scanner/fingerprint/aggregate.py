@@ -130,12 +130,8 @@ class SourcePool:
         """Add these findings to their sources' pools and upgrade the weak ones in place; returns how many."""
         groups: dict[tuple[str, int], list[Finding]] = defaultdict(list)
         for f in findings:
-            c = f.candidate
-            if f.kind != "embedding" or c.truncated or c.values.ndim != 1 or c.values.shape[0] < MIN_PREFIX:
-                continue
-            if not np.isfinite(c.values).all():  # scored -LLR_CLIP for every model: would drown the pool
-                continue
-            groups[(f.source.identity, int(c.values.shape[0]))].append(f)
+            if poolable(f):
+                groups[(f.source.identity, f.candidate.summarize().length)].append(f)
         upgraded = 0
         for (source, dim), items in groups.items():
             agg, seen = self._source(source)
@@ -206,6 +202,16 @@ class SourcePool:
         for f in findings:
             if f.kind != "embedding" and f.sha256 in by_hash:
                 f.fingerprint = by_hash[f.sha256]
+
+
+def poolable(f: Finding) -> bool:
+    """Whether :meth:`SourcePool.apply` pools this finding's evidence (and so reads its values when
+    the pipeline's evidence for it is gone)."""
+    if f.kind != "embedding" or f.candidate.truncated:
+        return False
+    s = f.candidate.summarize()
+    # A NaN or Inf is scored -LLR_CLIP for every model: it would drown the pool.
+    return s.flat and s.length >= MIN_PREFIX and s.finite
 
 
 def _reused_evidence(items: Sequence[Finding]) -> dict[str, np.ndarray] | None:
