@@ -276,6 +276,7 @@ def _plaintext_finding(vector: Finding, beside: dict) -> Finding:
         candidate=dataclasses.replace(vector.candidate, key=key, json_path=key),
         record_context=context,
         kind="plaintext-beside-vector",
+        _memo={},  # its own ids and ECS fields (its key is the text's), not the vector's
     )
 
 

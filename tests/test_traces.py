@@ -181,6 +181,9 @@ def test_plaintext_beside_vector_and_model_hint(sdk_capture, tmp_path: Path) -> 
     plain = [d for d in docs if d["rule"]["id"] == "vecleak.trace.plaintext-beside-vector"]
     attrs = {d["vecleak"]["span"]["attribute"] for d in plain}
     assert attrs == {"embedding.embeddings.0.embedding.text", "ai.value"}
+    for d in plain:  # located at the text's key, not at the vector's beside it
+        assert d["vecleak"]["vector"]["key"] == d["vecleak"]["span"]["attribute"], d["vecleak"]
+        assert d["vecleak"]["span"]["vector_attribute"] != d["vecleak"]["span"]["attribute"]
     assert all(d["vecleak"]["finding"]["kind"] == "plaintext-beside-vector" for d in plain)
     text = path.read_bytes()
     for d in docs:  # alerts name the leak; they never repeat the text or the vector
