@@ -12,6 +12,7 @@ must judge tens of thousands of vectors a second.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -77,6 +78,23 @@ def _judge(m: np.ndarray, quantised: bool, cands: list[Candidate]) -> list[Verdi
     spread = _log_iqr(absval, zero) if d >= MIN_DIM else np.zeros(n)
     # The verdict loop reads single elements: Python floats are several times cheaper to index and
     # compare than numpy scalars, and format the same.
+    # Rows that every rejection below lets through, decided for the whole matrix at once: nearly
+    # every row of a vector-dense log, which then skips the checks one by one.
+    clean = np.zeros(n, dtype=bool)
+    if not quantised and d >= MIN_DIM:
+        clean = (
+            (non_finite == 0)
+            & (max_abs > 0)
+            & ~integral
+            & ~((neg == 0) & (np.abs(sums - 1.0) < 1e-3))
+            & ~monotonic
+            & (max_abs <= 1000)
+            & (spread <= _MAX_LOG_IQR)
+        )
+        if lag.shape[1]:
+            clean &= np.abs(np.asarray(lag_top)) <= _MAX_LAG_CORR
+    clean = clean.tolist()
+    positive = np.rint(pos * d).astype(np.int64).tolist()
     non_finite, max_abs, pos, neg, zero, integral = (
         a.tolist() for a in (non_finite, max_abs, pos, neg, zero, integral)
     )
@@ -86,10 +104,12 @@ def _judge(m: np.ndarray, quantised: bool, cands: list[Candidate]) -> list[Verdi
 
     out = []
     for r in range(n):
-        reasons: list[str] = []
-        score = 1.0
-        bad = int(non_finite[r])
         cand = cands[r]
+        if clean[r]:
+            out.append(_accepted(cand, d, positive[r], neg[r], distinct[r], zero[r], norms[r], 0, []))
+            continue
+        reasons: list[str] = []
+        bad = int(non_finite[r])
         if bad:
             if bad > max(1, d // 100):
                 out.append(Verdict(0.0, (f"{bad} of {d} values are NaN or infinite",), bad))
@@ -146,31 +166,55 @@ def _judge(m: np.ndarray, quantised: bool, cands: list[Candidate]) -> list[Verdi
                 )
             )
             continue
-        if neg[r] == 0 or pos[r] == 0:
-            score *= 0.2
-            reasons.append("all values of one sign (pixels, probabilities, log-probabilities or scores)")
-        elif min(pos[r], neg[r]) < 0.15:
-            score *= 0.5
-            reasons.append(f"lopsided signs ({pos[r]:.0%} positive)")
-        else:
-            reasons.append(f"signed, centred values ({pos[r]:.0%} positive)")
-        # 16-bit floats (bfloat16 has 8 significant bits) repeat values in long vectors; toy data and
-        # bucketed values have far fewer than 128 distinct values.
-        if distinct[r] < min(0.5 * d, 128):
-            score *= 0.4
-            reasons.append(f"only {int(distinct[r])} distinct values in {d}")
-        if zero[r] > 0.5:
-            score *= 0.5
-            reasons.append(f"{zero[r]:.0%} zeros (sparse)")
-        if abs(norms[r] - 1.0) < 0.01:
-            reasons.append("unit norm")
-        else:
-            reasons.append(f"norm {norms[r]:.3g}")
-        if cand.precision == "low" and d < 64:
-            score *= 0.6
-            reasons.append("few significant digits")
-        out.append(Verdict(round(score, 3), tuple(reasons), bad))
+        out.append(_accepted(cand, d, positive[r], neg[r], distinct[r], zero[r], norms[r], bad, reasons))
     return out
+
+
+def _accepted(
+    cand: Candidate,
+    d: int,
+    positive: int,
+    neg: float,
+    distinct: float,
+    zero: float,
+    norm: float,
+    bad: int,
+    reasons: list[str],
+) -> Verdict:
+    """The verdict on a float row no rejection applied to: a score lowered by what is unusual."""
+    score = 1.0
+    if neg == 0 or positive == 0:
+        score *= 0.2
+        reasons.append("all values of one sign (pixels, probabilities, log-probabilities or scores)")
+    else:
+        share = _percent(positive, d)
+        if min(positive / d, neg) < 0.15:
+            score *= 0.5
+            reasons.append(f"lopsided signs ({share} positive)")
+        else:
+            reasons.append(f"signed, centred values ({share} positive)")
+    # 16-bit floats (bfloat16 has 8 significant bits) repeat values in long vectors; toy data and
+    # bucketed values have far fewer than 128 distinct values.
+    if distinct < min(0.5 * d, 128):
+        score *= 0.4
+        reasons.append(f"only {int(distinct)} distinct values in {d}")
+    if zero > 0.5:
+        score *= 0.5
+        reasons.append(f"{zero:.0%} zeros (sparse)")
+    if abs(norm - 1.0) < 0.01:
+        reasons.append("unit norm")
+    else:
+        reasons.append(f"norm {norm:.3g}")
+    if cand.precision == "low" and d < 64:
+        score *= 0.6
+        reasons.append("few significant digits")
+    return Verdict(round(score, 3), tuple(reasons), bad)
+
+
+@functools.lru_cache(maxsize=4096)
+def _percent(count: int, d: int) -> str:
+    """``count / d`` as a whole percentage, formatted once per (count, d): it is on every alert."""
+    return f"{count / d:.0%}"
 
 
 # Adjacent embedding dimensions are uncorrelated (|r| < 0.1 on every real fixture); sensor series,
