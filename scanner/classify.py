@@ -50,7 +50,11 @@ def classify(candidates: Sequence[Candidate]) -> list[Verdict]:
         # float32, as the values are: every statistic below is well within its precision, and the
         # matrix passes are memory-bound (float64 cost 60% more per vector).
         matrix = np.stack([candidates[i].values for i in idx]).astype(np.float32, copy=False)
-        for i, verdict in zip(idx, _judge(matrix, quantised, [candidates[i] for i in idx]), strict=True):
+        # Random bytes read as floats reach 3e38: their squares overflow to inf, which the checks
+        # below read as it is (a huge magnitude), so numpy's warnings would only be noise on stderr.
+        with np.errstate(over="ignore", invalid="ignore"):
+            judged = _judge(matrix, quantised, [candidates[i] for i in idx])
+        for i, verdict in zip(idx, judged, strict=True):
             verdicts[i] = verdict
     return verdicts  # type: ignore[return-value]
 

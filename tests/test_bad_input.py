@@ -57,6 +57,28 @@ def test_binary_garbage(tmp_path):
     assert {"invalid-utf8", "nul-bytes"} & set(kinds(diagnostics))
 
 
+def test_huge_floats_are_judged_without_numpy_warnings(tmp_path):
+    """Random bytes read as float32 (up to 3e38) overflow when squared; the classifier rejects them
+    quietly, with nothing on stderr but the summary."""
+    rng = np.random.default_rng(5)
+    noise = rng.integers(0, 2**32, (40, 384), dtype=np.uint64).astype(np.uint32).view(np.float32)
+    noise = noise[np.isfinite(noise).all(axis=1)]
+    lines = [json.dumps({"embedding": base64.b64encode(row.tobytes()).decode()}) for row in noise]
+    lines += [f"measurements={[float(x) for x in row]}" for row in noise[:5]]
+    path = tmp_path / "huge.log"
+    path.write_text("\n".join(lines) + "\n" + VECTOR_LINE.decode())
+    res = subprocess.run(
+        [sys.executable, "-W", "default", "-m", "scanner", "scan", str(path), "--format", "jsonl"],
+        capture_output=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert res.returncode == 3, res.stderr  # the one real vector
+    assert b"Warning" not in res.stderr, res.stderr.decode()
+    alerts = [json.loads(x) for x in res.stdout.splitlines() if b'"alert"' in x]
+    assert {a["vecleak"]["location"]["line"] for a in alerts} == {len(lines) + 1}
+
+
 def test_empty_file_is_not_a_problem(tmp_path):
     path = tmp_path / "empty.log"
     path.write_bytes(b"")
