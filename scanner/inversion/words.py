@@ -571,9 +571,7 @@ class WordSearch:
             groups = (
                 found if sep == " " and all(n is None for n in lengths) else digits.seed(lengths, flat, found)
             )
-            runs.append(
-                self._descend(rest, at, list(groups), lengths, sep, target, self.cfg.digit_shape_budget)
-            )
+            runs.append(self._descend(rest, at, list(groups), lengths, sep, target, shape_budget))
         score, rest, at, groups, lengths, sep = max(runs, key=lambda r: r[0])
         if score < 0:
             return s
