@@ -2,7 +2,7 @@
 
     python bench/inversion.py [--set test|dev] [--method words|tokens] [--budget N]
                               [--baseline-method tokens] [--baseline-budget 1000] [--limit K]
-                              [--baseline-set KNOB=VALUE ...] [--threads N]
+                              [--baseline-set KNOB=VALUE ...] [--threads N] [--grep REGEX]
 
 The test set (bench/data/inversion_test.txt) is fixed and never used for tuning; the dev set is.
 Metrics (definitions printed with the results):
@@ -115,6 +115,12 @@ def main() -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument(
+        "--grep",
+        default=None,
+        metavar="REGEX",
+        help="only the texts matching REGEX (before --limit), e.g. '[0-9]' for the digit-bearing ones",
+    )
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument(
         "--baseline-set",
@@ -125,14 +131,16 @@ def main() -> int:
         "(the word search before the digit phase and the prune), so old and new run on the same texts",
     )
     args = ap.parse_args()
-    refs = [x for x in (DATA / f"inversion_{args.set}.txt").read_text().splitlines() if x.strip()][
-        : args.limit
-    ]
+    refs = [x for x in (DATA / f"inversion_{args.set}.txt").read_text().splitlines() if x.strip()]
+    if args.grep:
+        refs = [x for x in refs if re.search(args.grep, x)]
+    refs = refs[: args.limit]
     inv = inversion.Inverter(device=args.device, budget=args.budget, threads=args.threads, method=args.method)
     inv.encoder.token_table()  # one-time cache build is not per-vector cost
     budget = inv.search.cfg.budget
     report: dict[str, object] = {
         "set": args.set,
+        "grep": args.grep,
         "device": args.device,
         "threads": args.threads,
         "method": args.method,

@@ -33,6 +33,31 @@ def test_prefixes_enumerate_the_leading_digits_and_keep_the_rest():
     assert "12" in quad and "0" in quad and "7" not in quad and "07" not in quad
 
 
+def test_group_values_cover_every_value_of_a_group():
+    three = digits.group_values("867", quad=False)
+    assert len(three) == 999 and "555" in three and "000" in three and "867" not in three
+    four = digits.group_values("5309", quad=False)  # the leading three enumerated, the last kept
+    assert len(four) == 999 and "1129" in four and all(v.endswith("9") for v in four)
+    assert digits.tail_values("1129") == [f"112{d}" for d in "012345678"]
+    quad = digits.group_values("7", quad=True)
+    assert len(quad) == 255 and "255" in quad and "256" not in quad and "7" not in quad
+
+
+def test_transpositions_exchange_digits_across_groups_and_keep_the_shape():
+    swaps = digits.transpositions(["555", "869", "5307"])
+    assert ["555", "867", "5309"] in swaps
+    assert all([len(g) for g in gs] == [3, 3, 4] for gs in swaps)
+    assert len(swaps) == len({tuple(gs) for gs in swaps}) == 45 - 6  # the four 5s not exchanged
+
+
+def test_twin_values_switch_a_phone_and_an_ssn_in_the_middle_group_only():
+    twin, values = digits.twin_values((3, 2, 4), "-", 1)
+    assert twin == (3, 3, 4) and len(values) == 1000 and "867" in values
+    assert digits.twin_values((3, 3, 4), "-", 1)[1][:2] == ["00", "01"]
+    assert digits.twin_values((3, 2, 4), "-", 2) == ((3, 2, 4), [])
+    assert digits.twin_values((4, 4, 4, 4), " ", 1) == ((4, 4, 4, 4), [])
+
+
 @pytest.fixture(scope="module")
 def inverter():
     pytest.importorskip("torch")
@@ -74,3 +99,20 @@ def test_digit_polish_jumps_the_leading_wordpiece(inverter):
     out = search._digit_polish(target, start)
     assert search.words[out[-1]] == "078-05-1120"
     assert search.evals <= 1 + search.cfg.digit_polish
+
+
+def test_group_search_recovers_a_group_one_digit_edits_miss(inverter):
+    """``8602`` is what the full search left on the dev SSN text (``86 ##02`` vs ``112 ##0``): with
+    the words right, scoring every value of the group at once finds ``1120`` in one visit."""
+    search = inverter.search
+    truth = "her social security number is 078-05-1120"
+    target = search._reset(inverter.encoder.embed_texts([truth])[0])
+    search.limit = 1200
+    rest = search._seq("her social security number is")
+    score, _, _, groups, _, _ = search._group_search(
+        rest, len(rest), ["078", "05", "8602"], (3, 2, 4), "-", target, 1200
+    )
+    assert groups == ["078", "05", "1120"]
+    assert score > 0.9999
+    # The last group first: the digit exchanges (C(9, 2) at most), then one visit, both stages.
+    assert search.evals <= 1 + 36 + 999 + 9

@@ -22,6 +22,12 @@ SHAPES: dict[str, tuple[tuple[int | None, ...], str]] = {
     "ip": ((None, None, None, None), "."),
 }
 SEPARATORS = frozenset({"-", ".", "/", ":"})
+# Shapes one group's length apart: a phone and an SSN differ only in the middle group (``555-86-5309``
+# is the phone ``555-867-5309`` with the SSN's middle), so the per-group search tries both there.
+TWINS: dict[tuple[tuple[int | None, ...], str], tuple[int | None, ...]] = {
+    ((3, 3, 4), "-"): (3, 2, 4),
+    ((3, 2, 4), "-"): (3, 3, 4),
+}
 FREE_MAX = 4
 
 
@@ -76,4 +82,70 @@ def prefixes(group: str, k: int, free: bool) -> list[str]:
     return [f"{n:0{k}d}" + group[k:] for n in range(10**k) if f"{n:0{k}d}" + group[k:] != group]
 
 
-__all__ = ["SEPARATORS", "SHAPES", "prefixes", "render", "seed", "variants"]
+def group_values(group: str, quad: bool) -> list[str]:
+    """Every value the per-group search scores at once for ``group`` (the group itself left out).
+
+    The exact cosine ranks a group's true value first when the rest of the text is right (dev:
+    every group of three phones, an SSN, two cards and an IPv4, out of all 10**n values), but
+    wordpieces make it a categorical choice (``555`` is one piece, its neighbour ``530`` is the
+    runner-up, ``556`` is not near), so one-digit edits and prefixes stall. Up to three digits:
+    all 10**n values; longer: every value of the leading three (``5309`` is ``530 ##9``), the rest
+    kept, then :func:`tail_values`; a dotted quad's group: 0–255."""
+    if quad:
+        out = [str(n) for n in range(256)]
+    else:
+        k = min(len(group), 3)
+        out = [f"{n:0{k}d}" + group[k:] for n in range(10**k)]
+    return [v for v in out if v != group]
+
+
+def twin_values(lengths: Sequence[int | None], sep: str, j: int) -> tuple[tuple[int | None, ...], list[str]]:
+    """The twin shape's lengths and every value of its group ``j`` when that is the one that differs
+    (the middle group of a phone or an SSN); otherwise ``(lengths, [])``."""
+    twin = TWINS.get((tuple(lengths), sep))
+    if twin is None or twin[j] == lengths[j] or twin[j] is None:
+        return tuple(lengths), []
+    k = min(twin[j], 3)
+    return twin, [f"{n:0{k}d}" for n in range(10**k)]
+
+
+def transpositions(groups: Sequence[str]) -> list[list[str]]:
+    """Every exchange of two different digits anywhere in the number, the group lengths kept.
+
+    Mean pooling sees a bag of wordpieces, so ``555-869-5307`` (the ``##9`` and ``##7`` of
+    ``555-867-5309`` exchanged) scores 0.9996 and no change of one group improves it."""
+    flat = "".join(groups)
+    out = []
+    for a in range(len(flat)):
+        for b in range(a + 1, len(flat)):
+            if flat[a] == flat[b]:
+                continue
+            f = flat[:a] + flat[b] + flat[a + 1 : b] + flat[a] + flat[b + 1 :]
+            cut, k = [], 0
+            for g in groups:
+                cut.append(f[k : k + len(g)])
+                k += len(g)
+            out.append(cut)
+    return out
+
+
+def tail_values(group: str) -> list[str]:
+    """The second stage for groups over three digits: each digit after the third, one at a time."""
+    out = {group[:k] + c + group[k + 1 :] for k in range(3, len(group)) for c in "0123456789"}
+    out.discard(group)
+    return sorted(out)
+
+
+__all__ = [
+    "SEPARATORS",
+    "SHAPES",
+    "TWINS",
+    "group_values",
+    "prefixes",
+    "render",
+    "seed",
+    "tail_values",
+    "transpositions",
+    "twin_values",
+    "variants",
+]
