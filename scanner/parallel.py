@@ -19,6 +19,11 @@ whole by a worker: a small file, a compressed one (a gzip, bz2 or xz stream cann
 the middle), a trace export (decoded as one document). Stdin is read here, in the main process: it
 can be read only once and in order, and a worker could only get its bytes through a pipe.
 
+A file's ranges are smaller than ``range_size`` when it has fewer than ``SHARES`` of them per
+worker (down to one block): the results are replayed in order, so the worker still busy with the
+last range holds the scan back by that range's length (a 168 MB file in 16 MB ranges over two
+workers left one idle for up to a tenth of the scan).
+
 **Memory** stays bounded: at most ``DEPTH`` tasks per worker are in flight (more when they are
 small files, up to ``DEPTH`` ranges' worth of bytes and ``MAX_TASKS``, so that tiny files do not
 leave workers waiting for the next one); a task's results come as one message per ``range_size``
@@ -57,6 +62,7 @@ from scanner.sources.files import MARK_BYTES, FileSource, Mark, Started, read_ra
 from scanner.sources.scanstate import FilePlan, ScanState, Tracker
 
 RANGE_SIZE = 16 * 1024 * 1024  # four 4 MB blocks, ~40 ms of work: enough tasks to even out workers
+SHARES = 8  # ranges per worker a file is cut into at least, down to one block a range
 DEPTH = 2  # tasks in flight per worker: one running, one queued, so no worker waits for the next
 MAX_TASKS = 64  # per worker, however small the files
 AHEAD = 2  # result messages taken ahead from a worker before its task's turn
@@ -159,6 +165,7 @@ def plan(
     range_size: int,
     state: ScanState | None = None,
     needs: Needs = ALL,
+    jobs: int = 1,
 ) -> Iterator[Task]:
     """The tasks for ``targets`` (from :meth:`FileSource.targets`), in order, planned as they are needed.
 
@@ -180,7 +187,8 @@ def plan(
         at = fp.resume.at if fp is not None and fp.resume is not None else None
         first, line = (at.offset, at.line) if at is not None else (0, 1)
         tracked = fp if fp is not None and fp.key is not None else None
-        points = split_points(real, source.block_size, range_size, first) if real != "-" else None
+        ranges = range_for(size - first, range_size, source.block_size, jobs)
+        points = split_points(real, source.block_size, ranges, first) if real != "-" else None
         if points is None:
             yield Task(display, real, size - first, plan=tracked, needs=needs)
             continue
@@ -202,6 +210,15 @@ def plan(
 
 
 Event = Diagnostic | tuple[int, ScanResult]  # an input problem, or a record's size and scan result
+
+
+def range_for(size: int, range_size: int, block_size: int, jobs: int) -> int:
+    """The range size for ``size`` bytes over ``jobs`` workers: ``range_size``, or less so that each
+    worker gets ``SHARES`` ranges, but never under one block (a range is whole blocks)."""
+    if jobs <= 1:
+        return range_size
+    share = size // (jobs * SHARES) // block_size * block_size
+    return max(block_size, min(range_size, share))
 
 
 def _scan_task(task: Task, pipeline: Pipeline, limits: FileSource, batch: int) -> Iterator[tuple]:
@@ -395,7 +412,7 @@ class Pool:
             except StopIteration as end:
                 targets = end.value
                 break
-        tasks = plan(source, targets, self.range_size, state, engine.needs)
+        tasks = plan(source, targets, self.range_size, state, engine.needs, len(self.workers))
         self._run(engine, source, tasks, on_progress, state)
 
     def _run(

@@ -31,7 +31,7 @@ from scanner.engine import Engine, Needs
 from scanner.enrichment import SampledInversion
 from scanner.fingerprint.scoring import EVIDENCE_MEMO
 from scanner.model import Record, SourceRef, VectorSummary
-from scanner.parallel import Pool, WorkerError, available_cpus, cpu_quota
+from scanner.parallel import Pool, WorkerError, available_cpus, cpu_quota, range_for
 from scanner.pipeline import Pipeline, ScanResult
 from scanner.rules import load_rules
 from scanner.sinks.jsonl import JsonlSink
@@ -552,3 +552,14 @@ def test_summary_of_any_array() -> None:
     assert VectorSummary.of(np.ones(20, dtype=np.float32), 768, True).norm is None  # a truncated print
     small = VectorSummary.of(np.array([0.0123, -4.5, 0.0], dtype=np.float32), 3, False)
     assert small.preview == "[0.0#, -#, #, … 3 values]"
+
+
+def test_ranges_shrink_so_each_worker_gets_several() -> None:
+    """The worker left with a file's last range holds the scan back by that range: a file with too
+    few ranges per worker is cut finer, in whole blocks, and never finer than one block."""
+    mib, block = 1 << 20, 4 << 20
+    assert range_for(1000 * mib, 16 * mib, block, 2) == 16 * mib  # plenty of ranges
+    assert range_for(168 * mib, 16 * mib, block, 2) == 8 * mib  # 21 ranges, not 10
+    assert range_for(168 * mib, 16 * mib, block, 4) == 4 * mib
+    assert range_for(20 * mib, 16 * mib, block, 2) == block  # one block at the least
+    assert range_for(168 * mib, 16 * mib, block, 1) == 16 * mib  # one worker: nothing to even out
