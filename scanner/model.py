@@ -134,7 +134,7 @@ def newlines_before(data: bytes, positions: Sequence[int]) -> list[int]:
 
 
 @_pickled_by_constructor
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class VectorSummary:
     """What is said of a judged vector after the pipeline: its hash, size, finiteness, norm and
     masked preview.
