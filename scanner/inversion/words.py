@@ -133,6 +133,11 @@ class WordSearchConfig:
     # The per-group search's own stop: a near-miss number scores above ``stop_cos`` (``555-869-5307``
     # 0.9996 against ``555-867-5309``), the true text 1.0 up to float error.
     group_stop: float = 0.99999
+    # ...and its gate: it runs only when the text with the polished number already scores
+    # ``group_min_cos``. Where it recovered a number on dev, the words around it were right and the
+    # text scored 0.986-0.997 on entry; where it gained nothing, they were wrong (0.974, 0.980) and
+    # it spent 5-11 s fitting digits to them. 0 turns the gate off.
+    group_min_cos: float = 0.983
     # Then the words again around the parked number (fresh build + repair), the digits again, and
     # a last repair: each its own evaluations, spent only on texts with digits.
     rebuild_budget: int = 600
@@ -520,7 +525,7 @@ class WordSearch:
         score, rest, at, groups, lengths, sep = self._descend(
             rest, at, list(groups), lengths, sep, target, self.cfg.digit_polish, self.cfg.digit_prefix
         )
-        if self.cfg.group_budget:
+        if self.cfg.group_budget and score >= self.cfg.group_min_cos:
             self.limit = self.evals + self.cfg.group_budget
             score, rest, at, groups, lengths, sep = self._group_search(
                 rest, at, list(groups), lengths, sep, target, self.cfg.group_budget
