@@ -58,6 +58,21 @@ def test_twin_values_switch_a_phone_and_an_ssn_in_the_middle_group_only():
     assert digits.twin_values((4, 4, 4, 4), " ", 1) == ((4, 4, 4, 4), [])
 
 
+def test_luhn_repairs_are_one_digit_changes_that_pass_the_check():
+    from scanner.pii import luhn_ok
+
+    found = ["4111", "1111", "1119", "1111"]  # one digit off the test Visa: fails Luhn
+    repairs = digits.luhn_repairs(found)
+    assert ["4111", "1111", "1111", "1111"] in repairs
+    assert len(repairs) == 16  # exactly one passing value at each position
+    for gs in repairs:
+        flat = "".join(gs)
+        assert luhn_ok(flat) and [len(g) for g in gs] == [4, 4, 4, 4]
+        assert sum(a != b for a, b in zip(flat, "".join(found), strict=True)) == 1
+    assert digits.luhn_repairs(["4111", "1111", "1111", "1111"]) == []  # passes already
+    assert digits.luhn_repairs(["555", "867", "5309"]) == []  # not card-length
+
+
 @pytest.fixture(scope="module")
 def inverter():
     pytest.importorskip("torch")
