@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import inspect
 import logging
 import pathlib
 import re
@@ -78,6 +79,9 @@ class FluencyLM:
         self.lm = AutoModelForCausalLM.from_pretrained(
             str(folder), gguf_file=GGUF_FILE, dtype=torch.float32
         ).eval()
+        # transformers 5.x renamed ``past_key_values`` to ``cache`` (the old name warns, then goes).
+        params = inspect.signature(self.lm.forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
         # A document boundary, not the chat template's ``<|im_start|>``: leaked texts are plain
         # sentences (the true dev/brief texts score 3-14 nats higher after it).
         start = self.tok.convert_tokens_to_ids("<|endoftext|>")
@@ -144,7 +148,7 @@ class FluencyLM:
         done: list[tuple[float, tuple[str, ...], tuple[bool, ...]]] = []
         with torch.inference_mode():
             out = self.lm(input_ids=torch.tensor([[self.start]]), use_cache=True)
-            cache = out.past_key_values
+            cache = getattr(out, self._cache_kw)
             last = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
             hyps: list[tuple[float, tuple[str, ...], tuple[bool, ...]]] = [(0.0, (), ())]
             mask = torch.ones((1, 1), dtype=torch.long)
@@ -179,10 +183,10 @@ class FluencyLM:
                     input_ids=new,
                     attention_mask=mask,
                     position_ids=positions,
-                    past_key_values=cache,
                     use_cache=True,
+                    **{self._cache_kw: cache},
                 )
-                cache = out.past_key_values
+                cache = getattr(out, self._cache_kw)
                 lp = torch.log_softmax(out.logits.float(), dim=-1)
                 prev, hyps, rows = hyps, [], []
                 for i, ((score, b, w, f), t) in enumerate(zip(cands, toks, strict=True)):
