@@ -99,3 +99,26 @@ def test_without_the_wheel_the_phase_is_off_and_says_why(monkeypatch, caplog):
         assert result.text and result.cosine > 0.5  # the inversion still works
     finally:
         fluency.load.cache_clear()
+
+
+@needs_lm
+def test_the_converted_copy_loads_fast_and_scores_the_same(tmp_path, monkeypatch, caplog):
+    """The first load converts the GGUF once; later ones read the copy (same logits), and a damaged
+    copy costs the slow load, never the prior."""
+    cache = tmp_path / "cache"  # made by the first load
+    monkeypatch.setenv("VECLEAK_CACHE_DIR", str(cache))
+    folder = fluency.model_path()
+    target = fluency.converted_path(folder)
+    assert target is not None and target.parent == cache and not cache.exists()
+    words = [["where", "is", "my", "order"], ["order", "my", "is", "where"]]
+    first = fluency.FluencyLM(folder)
+    assert (target / "model.safetensors").is_file()
+    assert (cache.stat().st_mode & 0o777) == 0o700
+    assert not [p for p in cache.iterdir() if p.name.startswith(".")]  # no temporary folder left
+    second = fluency.FluencyLM(folder)
+    assert second.score(words) == first.score(words)
+    (target / "model.safetensors").write_bytes(b"not safetensors")
+    with caplog.at_level(logging.WARNING):
+        third = fluency.FluencyLM(folder)
+    assert "ignoring the converted copy" in caplog.text
+    assert third.score(words) == first.score(words)
