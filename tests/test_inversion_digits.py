@@ -101,16 +101,22 @@ def test_texts_without_digits_skip_the_digit_phase(inverter):
     assert not any(any(c.isdigit() for c in w) for w in out.words)
 
 
+def _parked_ssn(inverter, words: str, last: str):
+    """The search as the digit polish finds it: the dev SSN text's vector as the target, ``words``
+    then ``078-05-<last>`` scored once and parked as the number."""
+    search = inverter.search
+    target = search._reset(inverter.encoder.embed_texts(["her social security number is 078-05-1120"])[0])
+    search.limit = 1
+    start = search._seq(words) + (search._unit(f"078-05-{last}"),)
+    assert search._evaluate([start], target)
+    search.parked = (start[-1], ["078", "05", last], (3, 2, 4), "-")
+    return search, target, start
+
+
 def test_digit_polish_jumps_the_leading_wordpiece(inverter):
     """``8620`` -> ``1120`` changes the group's first wordpiece (``86`` -> ``112``); the polish tries
     every two-digit prefix once per group, against the final words."""
-    search = inverter.search
-    truth = "her social security number is 078-05-1120"
-    target = search._reset(inverter.encoder.embed_texts([truth])[0])
-    search.limit = 1
-    start = search._seq("her social security number is") + (search._unit("078-05-8620"),)
-    assert search._evaluate([start], target)
-    search.parked = (start[-1], ["078", "05", "8620"], (3, 2, 4), "-")
+    search, target, start = _parked_ssn(inverter, "her social security number is", "8620")
     out = search._digit_polish(target, start)
     assert search.words[out[-1]] == "078-05-1120"
     assert search.evals <= 1 + search.cfg.digit_polish
@@ -136,13 +142,7 @@ def test_group_search_recovers_a_group_one_digit_edits_miss(inverter):
 def test_group_search_waits_for_the_words_around_the_number(inverter):
     """Below ``group_min_cos`` the words around the number are wrong (dev: 0.974, 0.980 on entry),
     and scoring every value of a group against them only fits the digits to noise."""
-    search = inverter.search
-    truth = "her social security number is 078-05-1120"
-    target = search._reset(inverter.encoder.embed_texts([truth])[0])
-    search.limit = 1
-    start = search._seq("weather beach holiday pizza") + (search._unit("078-05-8602"),)
-    assert search._evaluate([start], target)
+    search, target, start = _parked_ssn(inverter, "weather beach holiday pizza", "8602")
     assert search.cache[start][0] < search.cfg.group_min_cos
-    search.parked = (start[-1], ["078", "05", "8602"], (3, 2, 4), "-")
     search._digit_polish(target, start)
     assert search.evals <= 1 + search.cfg.digit_polish  # the polish ran, the group search did not
