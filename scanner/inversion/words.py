@@ -596,7 +596,7 @@ class WordSearch:
         # No issued card fails Luhn: a number that does is wrong somewhere (dev: ``1119`` for ``1111``
         # left at 0.9990 when the group search's budget ran out on the third of four groups).
         repairs = {
-            rest[:at] + (self._unit(digits.render(gs, sep)),) + rest[at:]: gs
+            self._placed(rest, at, gs, sep): gs
             for gs in (digits.luhn_repairs(groups) if self.cfg.luhn_repair else [])
         }
         if repairs:
@@ -608,6 +608,10 @@ class WordSearch:
         unit = self._unit(digits.render(groups, sep))
         self.parked = (unit, groups, lengths, sep)
         return rest[:at] + (unit,) + rest[at:]
+
+    def _placed(self, rest: tuple[int, ...], at: int, groups: Sequence[str], sep: str) -> tuple[int, ...]:
+        """``rest`` with the number ``groups`` (joined by ``sep``) as one unit at position ``at``."""
+        return rest[:at] + (self._unit(digits.render(groups, sep)),) + rest[at:]
 
     def _group_search(
         self,
@@ -632,7 +636,7 @@ class WordSearch:
         stop = min(self.limit, self.evals + budget)
 
         def seq(gs: Sequence[str]) -> tuple[int, ...]:
-            return rest[:at] + (self._unit(digits.render(gs, sep)),) + rest[at:]
+            return self._placed(rest, at, gs, sep)
 
         cur = seq(groups)
         self._evaluate([cur], target)
@@ -783,7 +787,7 @@ class WordSearch:
         stop = min(self.limit, self.evals + budget)
 
         def seq(gs: Sequence[str]) -> tuple[int, ...]:
-            return rest[:at] + (self._unit(digits.render(gs, sep)),) + rest[at:]
+            return self._placed(rest, at, gs, sep)
 
         cur = seq(groups)
         self._evaluate([cur], target)
