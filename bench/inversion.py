@@ -3,6 +3,7 @@
     python bench/inversion.py [--set test|dev] [--method words|tokens] [--budget N]
                               [--baseline-method tokens] [--baseline-budget 1000] [--limit K]
                               [--baseline-set KNOB=VALUE ...] [--threads N] [--grep REGEX]
+                              [--shard I/N]
 
 The test set (bench/data/inversion_test.txt) is fixed and never used for tuning; the dev set is.
 Metrics (definitions printed with the results):
@@ -116,6 +117,12 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="every N-th text from the I-th (0-based), after --grep: run N shards, one per core",
+    )
+    ap.add_argument(
         "--grep",
         default=None,
         metavar="REGEX",
@@ -134,6 +141,9 @@ def main() -> int:
     refs = [x for x in (DATA / f"inversion_{args.set}.txt").read_text().splitlines() if x.strip()]
     if args.grep:
         refs = [x for x in refs if re.search(args.grep, x)]
+    if args.shard:
+        i, n = (int(x) for x in args.shard.split("/"))
+        refs = refs[i::n]
     refs = refs[: args.limit]
     inv = inversion.Inverter(device=args.device, budget=args.budget, threads=args.threads, method=args.method)
     inv.encoder.token_table()  # one-time cache build is not per-vector cost
@@ -141,6 +151,7 @@ def main() -> int:
     report: dict[str, object] = {
         "set": args.set,
         "grep": args.grep,
+        "shard": args.shard,
         "device": args.device,
         "threads": args.threads,
         "method": args.method,
