@@ -65,6 +65,21 @@ def test_orderings_may_insert_one_frequent_word(lm):
 
 
 @needs_lm
+def test_orderings_may_leave_words_out(lm):
+    """With ``max_drop``, an order may end before its bag is empty: the words the LM would place
+    last are left out, and the exact cosine then judges whether they were strays."""
+    words = ["server", "is", "again", "down", "the"]
+    n = len(words)
+    assert all(sorted(o) == list(range(n)) for o, _ in lm.orderings(words, beam=16))
+    orders = lm.orderings(words, beam=16, max_drop=2)
+    assert all(len(set(o)) == len(o) for o, _ in orders)
+    assert {len(o) for o, _ in orders} == {n - 2, n - 1, n}
+    by_length = {k: [" ".join(words[i] for i in o) for o, _ in orders if len(o) == k] for k in (n, n - 1)}
+    assert by_length[n][0] == "the server is down again"
+    assert "the server is down" in by_length[n - 1]
+
+
+@needs_lm
 def test_lm_phase_recovers_an_order_the_repair_leaves(lm):
     """From a disordered optimum, the LM's orders plus a short repair get the order right."""
     from scanner import inversion

@@ -194,10 +194,17 @@ class FluencyLM:
         return (got.sum(dim=1) + lp_end).tolist()
 
     def orderings(
-        self, words: Sequence[str], beam: int = 8, extra: Sequence[str] = (), max_extra: int = 0
+        self,
+        words: Sequence[str],
+        beam: int = 8,
+        extra: Sequence[str] = (),
+        max_extra: int = 0,
+        max_drop: int = 0,
     ) -> list[tuple[tuple[int, ...], float]]:
         """Orders of the bag ``words``, best log-probability first, as index tuples: ``i < n`` is
         ``words[i]``, ``n + j`` is ``extra[j]``, a word inserted (at most ``max_extra`` of them).
+        With ``max_drop``, an order may also leave out up to that many of the bag's words (it ends
+        early; fewer words score higher, so callers compare orders of one length).
 
         A beam over the bag: each hypothesis grows by one of the words it has left (or an extra),
         ranked by the log-probability of the word's first LM token, then scored exactly over all
@@ -269,9 +276,10 @@ class FluencyLM:
                 ends = torch.logsumexp(last[:, self.ends], dim=1).tolist()
                 alive = []
                 for i, (score, seq, flags) in enumerate(hyps):
-                    if len(flags) - sum(flags) == n:
+                    used = len(flags) - sum(flags)
+                    if used >= n - max_drop:
                         done.append((score + ends[i], seq, flags))
-                    else:
+                    if used < n:
                         alive.append(i)
                 if not alive:
                     break

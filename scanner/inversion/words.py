@@ -170,6 +170,13 @@ class WordSearchConfig:
     # the bag is often one function word short of the sentence (``the shipment [to] berlin``).
     lm_extra_words: int = 20
     lm_max_extra: int = 1
+    # Orders that leave out up to ``lm_max_drop`` of the bag's words (the ones the LM would place
+    # last: strays the repair keeps because each nudges the cosine), the ``lm_drop_keep`` most
+    # fluent of each length re-embedded beside the full orders. Dev: ``forgot the account my logged
+    # in my need help get access`` 0.945 -> ``for need help access my account but forgot my log
+    # in`` 0.969, 1 of 28 texts changed, +16 evaluations at most.
+    lm_max_drop: int = 2
+    lm_drop_keep: int = 8
     lm_max_words: int = 24
     # Final prune: drop a word when the cosine falls by less than this from the search's best.
     prune_eps: float = 0.002
@@ -505,11 +512,22 @@ class WordSearch:
         if lm is None or not 3 <= len(cur) <= cfg.lm_max_words:
             return cur
         extra = [w for w in self.func[: cfg.lm_extra_words] if self.words[w].isalpha()]
+        n = len(cur)
         orders = lm.orderings(
-            [self.words[w] for w in cur], cfg.lm_beam, [self.words[w] for w in extra], cfg.lm_max_extra
+            [self.words[w] for w in cur],
+            cfg.lm_beam,
+            [self.words[w] for w in extra],
+            cfg.lm_max_extra,
+            cfg.lm_max_drop,
         )
         unit = list(cur) + extra
-        cands = list(dict.fromkeys(tuple(unit[i] for i in order) for order, _ in orders))[: cfg.lm_keep]
+        by_drop: dict[int, list[tuple[int, ...]]] = {}
+        for order, _ in orders:
+            dropped = n - sum(1 for i in order if i < n)
+            by_drop.setdefault(dropped, []).append(tuple(unit[i] for i in order))
+        cands = []
+        for dropped, seqs in sorted(by_drop.items()):
+            cands += list(dict.fromkeys(seqs))[: cfg.lm_keep if dropped == 0 else cfg.lm_drop_keep]
         before = self.limit
         self.limit = self.evals + len(cands)
         got = self._evaluate(cands, target)
