@@ -50,6 +50,18 @@ def test_transpositions_exchange_digits_across_groups_and_keep_the_shape():
     assert len(swaps) == len({tuple(gs) for gs in swaps}) == 45 - 6  # the four 5s not exchanged
 
 
+def test_block_exchanges_move_runs_of_digits_and_keep_the_shape():
+    moves = digits.block_exchanges(["415", "019", "5558"])
+    assert ["415", "555", "0198"] in moves  # ``555`` moved in front of ``019``
+    assert all([len(g) for g in gs] == [3, 3, 4] for gs in moves)
+    assert ["415", "019", "5558"] not in moves
+    assert len(moves) == len({tuple(gs) for gs in moves})
+    flat = "4150195558"
+    assert all(sorted("".join(gs)) == sorted(flat) for gs in moves)  # the same digits, moved
+    assert all(len(gs) == 3 for gs in digits.block_exchanges(["415", "019", "5558"], max_block=1))
+    assert len(digits.block_exchanges(["415", "019", "5558"], max_block=1)) < len(moves)
+
+
 def test_twin_values_switch_a_phone_and_an_ssn_in_the_middle_group_only():
     twin, values = digits.twin_values((3, 2, 4), "-", 1)
     assert twin == (3, 3, 4) and len(values) == 1000 and "867" in values
@@ -117,7 +129,11 @@ def test_digit_polish_jumps_the_leading_wordpiece(inverter):
     """``8620`` -> ``1120`` changes the group's first wordpiece (``86`` -> ``112``); the polish tries
     every two-digit prefix once per group, against the final words."""
     search, target, start = _parked_ssn(inverter, "her social security number is", "8620")
-    out = search._digit_polish(target, start)
+    blocks, search.cfg.digit_blocks = search.cfg.digit_blocks, 0  # the descent alone
+    try:
+        out = search._digit_polish(target, start)
+    finally:
+        search.cfg.digit_blocks = blocks
     assert search.words[out[-1]] == "078-05-1120"
     assert search.evals <= 1 + search.cfg.digit_polish
 
@@ -145,4 +161,19 @@ def test_group_search_waits_for_the_words_around_the_number(inverter):
     search, target, start = _parked_ssn(inverter, "weather beach holiday pizza", "8602")
     assert search.cache[start][0] < search.cfg.group_min_cos
     search._digit_polish(target, start)
-    assert search.evals <= 1 + search.cfg.digit_polish  # the polish ran, the group search did not
+    blocks = len(digits.block_exchanges(["078", "05", "8602"], search.cfg.digit_blocks))
+    assert search.evals <= 1 + blocks + search.cfg.digit_polish  # the polish ran, the group search did not
+
+
+def test_block_exchange_puts_a_moved_run_of_digits_back(inverter):
+    """``555-530-9867`` is the dev phone with ``5309`` moved in front of ``867``: the same wordpieces
+    in another order. One exchange of adjacent runs puts it back, in one batch."""
+    search = inverter.search
+    truth = "call me at 555-867-5309 tomorrow morning"
+    target = search._reset(inverter.encoder.embed_texts([truth])[0])
+    rest = search._seq("call me at tomorrow morning")
+    groups = search._block_exchange(target, rest, 3, ["555", "530", "9867"], "-")
+    assert groups == ["555", "867", "5309"]
+    assert search.evals == 1 + len(digits.block_exchanges(["555", "530", "9867"], search.cfg.digit_blocks))
+    # Nothing better than the number as it stands: it is kept.
+    assert search._block_exchange(target, rest, 3, ["555", "867", "5309"], "-") == ["555", "867", "5309"]

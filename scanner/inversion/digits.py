@@ -126,6 +126,24 @@ def transpositions(groups: Sequence[str]) -> list[list[str]]:
     return out
 
 
+def block_exchanges(groups: Sequence[str], max_block: int = 4) -> list[list[str]]:
+    """Every exchange of two adjacent runs of up to ``max_block`` digits, the group lengths kept.
+
+    The same bag-of-wordpieces blindness one level up: ``415-019-5558`` holds the pieces of
+    ``415-555-0198`` (``555``, ``01``…) in another order and scores near it, but no single-digit
+    exchange and no one group's value leads there; moving ``555`` in front of ``019`` does."""
+    flat = "".join(groups)
+    n = len(flat)
+    out = {}
+    for a in range(n):
+        for b in range(a + 1, min(a + max_block, n) + 1):
+            for c in range(b + 1, min(b + max_block, n) + 1):
+                moved = flat[:a] + flat[b:c] + flat[a:b] + flat[c:]
+                if moved != flat:
+                    out[moved] = None
+    return [_regroup(f, groups) for f in out]
+
+
 def _regroup(flat: str, groups: Sequence[str]) -> list[str]:
     """``flat`` cut into groups of the lengths of ``groups``."""
     cut, k = [], 0
@@ -166,6 +184,7 @@ __all__ = [
     "SEPARATORS",
     "SHAPES",
     "TWINS",
+    "block_exchanges",
     "group_values",
     "luhn_repairs",
     "prefixes",
