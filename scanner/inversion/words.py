@@ -55,6 +55,8 @@ EMAIL_DOMAINS = [
     "proton.me",
     "mail.com",
 ]
+# The repair's edit classes, cheapest first (``WordSearch._edits``).
+REPAIR_KINDS = ("delete", "near", "sub", "func", "block", "digits", "digitfix", "email", "far", "sweep")
 _WORD_RE = re.compile(r"^[a-z]+(?:'[a-z]+)?$|^[0-9]{1,4}$")
 
 
@@ -144,6 +146,8 @@ class WordSearchConfig:
     # Last, a card-length number that fails the Luhn check gets every one-digit change that passes
     # it (at most 19 evaluations; ``digits.luhn_repairs``). 0 turns it off.
     luhn_repair: int = 1
+    # After a polish that changed the number, a short repair of the words around it.
+    final_repair: int = 150
     # Then the words again around the parked number (fresh build + repair), the digits again, and
     # a last repair: each its own evaluations, spent only on texts with digits.
     rebuild_budget: int = 600
@@ -400,7 +404,13 @@ class WordSearch:
             # Only the words whose removal costs nothing: with the number still wrong, a real word
             # can cost less than ``prune_eps`` too (``morning`` beside ``555-45-6779``).
             cur = self._prune(target, self.best[0], eps=0.0) if cfg.group_budget else self.best[0]
-            self._digit_polish(target, cur)
+            polished = self._digit_polish(target, cur)
+            if cfg.final_repair and polished != cur and polished in self.cache:
+                # The words were last ordered around the old number (dev: ``server 10.0.12.7 is
+                # again down``, 0.9955, its swap never tried against the final number).
+                # Moves and deletions only: an insert here buys 1e-4 for a stray word.
+                self.limit = self.evals + cfg.final_repair
+                self._repair(target, rng, trace, polished, ("delete", "near", "block"))
         return self._outcome(self._prune(target, self.best[0]), trace)
 
     def _digits_then_words(
@@ -459,7 +469,12 @@ class WordSearch:
         return beam[0]
 
     def _repair(
-        self, target: Any, rng: random.Random, trace: list[float], cur: tuple[int, ...]
+        self,
+        target: Any,
+        rng: random.Random,
+        trace: list[float],
+        cur: tuple[int, ...],
+        kinds: Sequence[str] = REPAIR_KINDS,
     ) -> tuple[int, ...]:
         """A cascade of edit classes, cheapest first; take the best edit of the first class that
         improves and start over, so budget goes to many small steps, not one big round."""
@@ -468,7 +483,6 @@ class WordSearch:
             return cur
         score = self.cache[cur][0]
         swept: set[tuple[int, ...]] = set()
-        kinds = ["delete", "near", "sub", "func", "block", "digits", "digitfix", "email", "far", "sweep"]
         if self.parked is not None:  # the number is one unit now: no stray digit groups
             kinds = [k for k in kinds if k not in ("digits", "digitfix")]
         while not self._done():
