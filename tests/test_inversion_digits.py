@@ -1,5 +1,8 @@
 """The digit phase of the word search (issue #3): shapes, seeds, and recovery with the real model."""
 
+import math
+
+import numpy as np
 import pytest
 
 from scanner.inversion import digits
@@ -177,3 +180,45 @@ def test_block_exchange_puts_a_moved_run_of_digits_back(inverter):
     assert search.evals == 1 + len(digits.block_exchanges(["555", "530", "9867"], search.cfg.digit_blocks))
     # Nothing better than the number as it stands: it is kept.
     assert search._block_exchange(target, rest, 3, ["555", "867", "5309"], "-") == ["555", "867", "5309"]
+
+
+def test_bfloat16_screen_ranks_like_the_exact_forward(inverter):
+    """``screen_ids`` is a bfloat16 copy of the model: cosines within a few thousandths of the exact
+    forward's, the same best value among a group's (run here even where bfloat16 is emulated)."""
+    enc = inverter.encoder
+    texts = [f"her social security number is 078-05-{v}" for v in ("1120", "1121", "8602", "0000")]
+    seqs = [enc.tokenize(t) for t in texts]
+    target = enc.embed_texts(["her social security number is 078-05-1120"])[0]
+    exact = enc.forward_ids(seqs)[0].float().numpy() @ target
+    approx = enc.screen_ids(seqs).float().numpy() @ target
+    assert np.abs(exact - approx).max() < 0.01
+    assert approx.argmax() == exact.argmax() == 0
+    assert enc.forward_ids(seqs)[0].dtype == enc.torch.float32  # the exact path is untouched
+
+
+def test_screen_keeps_the_best_few_and_charges_a_share_of_an_evaluation(inverter):
+    search = inverter.search
+    target = search._reset(inverter.encoder.embed_texts(["her social security number is 078-05-1120"])[0])
+    search.limit = 10**6
+    rest = search._seq("her social security number is")
+    cands = [
+        search._placed(rest, len(rest), ["078", "05", v], "-") for v in digits.group_values("8600", False)
+    ]
+    search._evaluate(cands[:1], target)  # one already scored: kept, not charged
+    fast = inverter.encoder.__dict__.get("fast_bf16")
+    inverter.encoder.__dict__["fast_bf16"] = True  # the screen's logic, whatever this CPU is
+    try:
+        before = search.evals
+        kept = search._screen(cands, target, 32)
+        charged = search.evals - before
+        inverter.encoder.__dict__["fast_bf16"] = False
+        assert search._screen(cands, target, 32) == cands  # not native: every value exactly
+    finally:
+        if fast is None:
+            inverter.encoder.__dict__.pop("fast_bf16")
+        else:
+            inverter.encoder.__dict__["fast_bf16"] = fast
+    assert len(kept) == 33 and kept[0] == cands[0]
+    assert charged == math.ceil((len(cands) - 1) * search.cfg.screen_cost)
+    truth = search._placed(rest, len(rest), ["078", "05", "1120"], "-")
+    assert truth in kept  # the true value survives the screen
