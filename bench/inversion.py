@@ -106,6 +106,17 @@ def _knob_value(old: object, text: str) -> object:
     return type(old)(text)
 
 
+def shard(text: str) -> tuple[int, int]:
+    """``I/N`` with 0 <= I < N, for ``--shard``."""
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected I/N, e.g. 0/2, got {text!r}") from None
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"expected 0 <= I < N, got {text!r}")
+    return i, n
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--set", default="test", choices=("test", "dev"))
@@ -119,6 +130,7 @@ def main() -> int:
     ap.add_argument(
         "--shard",
         default=None,
+        type=shard,
         metavar="I/N",
         help="every N-th text from the I-th (0-based), after --grep: run N shards, one per core",
     )
@@ -142,7 +154,7 @@ def main() -> int:
     if args.grep:
         refs = [x for x in refs if re.search(args.grep, x)]
     if args.shard:
-        i, n = (int(x) for x in args.shard.split("/"))
+        i, n = args.shard
         refs = refs[i::n]
     refs = refs[: args.limit]
     inv = inversion.Inverter(device=args.device, budget=args.budget, threads=args.threads, method=args.method)
@@ -151,7 +163,7 @@ def main() -> int:
     report: dict[str, object] = {
         "set": args.set,
         "grep": args.grep,
-        "shard": args.shard,
+        "shard": "/".join(map(str, args.shard)) if args.shard else None,
         "device": args.device,
         "threads": args.threads,
         "method": args.method,

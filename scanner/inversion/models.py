@@ -265,8 +265,8 @@ class Encoder:
     @functools.cached_property
     def fast_bf16(self) -> bool:
         """Whether bfloat16 matmuls run natively here (a CUDA device, or a CPU with AVX512-BF16 or
-        AMX): there a bfloat16 forward is about 3x cheaper (1.1 against 3.2 ms a text, one thread,
-        AVX512-BF16); elsewhere it is emulated and slower than float32."""
+        AMX): there a bfloat16 forward is about 3x cheaper (1.1 against 3.4 ms a text, one thread,
+        AVX512-BF16; ``bench/screen.py``); elsewhere it is emulated and slower than float32."""
         if self.device.type == "cuda":
             return bool(self.torch.cuda.is_bf16_supported())
         try:
