@@ -653,16 +653,10 @@ class WordSearch:
             )
         # No issued card fails Luhn: a number that does is wrong somewhere (dev: ``1119`` for ``1111``
         # left at 0.9990 when the group search's budget ran out on the third of four groups).
-        repairs = {
-            self._placed(rest, at, gs, sep): gs
-            for gs in (digits.luhn_repairs(groups) if self.cfg.luhn_repair else [])
-        }
-        if repairs:
-            self.limit = self.evals + len(repairs)
-            done = self._evaluate(list(repairs), target)
-            top = max(done, key=lambda c: self.cache[c][0], default=None)
-            if top is not None and self.cache[top][0] > score:
-                score, groups = self.cache[top][0], repairs[top]
+        if self.cfg.luhn_repair:
+            score, groups = self._best_number(
+                target, rest, at, sep, groups, score, digits.luhn_repairs(groups)
+            )
         unit = self._unit(digits.render(groups, sep))
         self.parked = (unit, groups, lengths, sep)
         return rest[:at] + (unit,) + rest[at:]
@@ -676,15 +670,34 @@ class WordSearch:
         ``415-555-0198``), and neither the one-digit descent nor a group's values lead back: the
         per-group search, started on ``555-530-9867`` in the right words, was still off after
         2,500 evaluations; one exchange of ``5309`` and ``867`` is exact. Its own evaluations."""
-        moves = {
-            self._placed(rest, at, gs, sep): gs
-            for gs in digits.block_exchanges(groups, self.cfg.digit_blocks)
-        }
         cur = self._placed(rest, at, groups, sep)
-        self.limit = self.evals + len(moves) + 1
-        done = self._evaluate([cur, *moves], target)
-        top = max(done, key=lambda c: self.cache[c][0], default=cur)
-        return moves.get(top, groups)
+        self.limit = self.evals + 1
+        if not self._evaluate([cur], target):
+            return groups
+        moves = digits.block_exchanges(groups, self.cfg.digit_blocks)
+        return self._best_number(target, rest, at, sep, groups, self.cache[cur][0], moves)[1]
+
+    def _best_number(
+        self,
+        target: Any,
+        rest: tuple[int, ...],
+        at: int,
+        sep: str,
+        groups: list[str],
+        score: float,
+        options: Sequence[list[str]],
+    ) -> tuple[float, list[str]]:
+        """The best of ``options`` (other values of the number) if it beats ``score``, else
+        ``(score, groups)``; every option scored once, in one batch, with its own evaluations."""
+        cands = {self._placed(rest, at, gs, sep): gs for gs in options}
+        if not cands:
+            return score, groups
+        self.limit = self.evals + len(cands)
+        done = self._evaluate(list(cands), target)
+        top = max(done, key=lambda c: self.cache[c][0], default=None)
+        if top is not None and self.cache[top][0] > score:
+            return self.cache[top][0], cands[top]
+        return score, groups
 
     def _placed(self, rest: tuple[int, ...], at: int, groups: Sequence[str], sep: str) -> tuple[int, ...]:
         """``rest`` with the number ``groups`` (joined by ``sep``) as one unit at position ``at``."""
