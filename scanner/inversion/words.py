@@ -287,7 +287,7 @@ class WordSearch:
         if self._fluency is None:
             from . import fluency
 
-            self._fluency = fluency.load() or False
+            self._fluency = fluency.load(self.enc.device.type) or False
         return self._fluency or None
 
     # -- exact scoring ------------------------------------------------------------------------
