@@ -48,6 +48,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="search over whole words (default) or wordpieces (the older, weaker search)",
     )
     p.add_argument("--max-seconds", type=float, default=None, help="wall-clock cap per vector")
+    p.add_argument(
+        "--first-guess",
+        action="store_true",
+        help="where the search is stuck, also repair the trained decoder's guess (all-MiniLM-L6-v2 only)",
+    )
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (GPU when present)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default 2)")
     p.add_argument("--reveal", action="store_true", help="print clear text and PII (default: redacted)")
@@ -110,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
             threads=args.threads,
             max_seconds=args.max_seconds,
             method=args.method,
+            first_guess=args.first_guess,
         )
     except KeyError as exc:
         error(str(exc.args[0]) if exc.args else str(exc))

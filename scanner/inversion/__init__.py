@@ -140,9 +140,12 @@ class Inverter:
         stop_cos: float = 0.999,
         max_seconds: float | None = None,
         method: str = "words",
+        first_guess: bool = False,
     ) -> None:
         """``method``: ``words`` (whole-word search, the default) or ``tokens`` (wordpiece search,
-        kept as the benchmark baseline). ``budget`` counts exactly re-embedded candidates."""
+        kept as the benchmark baseline). ``budget`` counts exactly re-embedded candidates.
+        ``first_guess``: where the word search is stuck, repair the trained decoder's guess too
+        (``decoder``; all-MiniLM-L6-v2 only). Opt-in: it did not clearly help (README)."""
         from .models import load_encoder
 
         if method not in METHODS:
@@ -154,6 +157,7 @@ class Inverter:
         self.model_id = self.encoder.spec.model_id
         self.method = method
         self.search: Any
+        self.decoder: Any = None
         if method == "tokens":
             from .search import SearchConfig, WhiteBoxSearch
 
@@ -168,6 +172,13 @@ class Inverter:
             if budget is not None:
                 wconfig.budget = int(budget)
             self.search = WordSearch(self.encoder, wconfig)
+            if first_guess and wconfig.seed_beams:
+                from . import decoder
+
+                guesser = decoder.load(self.device)
+                # Trained on one encoder's vectors: another model's would read as noise.
+                if guesser is not None and guesser.meta.get("encoder") == self.model_id:
+                    self.decoder = guesser
 
     @property
     def dim(self) -> int:
@@ -199,7 +210,11 @@ class Inverter:
     def invert(self, vector: Any) -> InversionResult:
         target = self.check(vector)
         t0 = time.monotonic()
-        outcome = self.search.run(target)
+        if self.decoder is not None:
+            decoder, beams = self.decoder, self.search.cfg.seed_beams
+            outcome = self.search.run(target, lambda: decoder.hypotheses(target, beams))
+        else:
+            outcome = self.search.run(target)
         text = self.text_of(outcome.ids)
         # Report the cosine of the printed text, re-embedded from scratch: the number users can check.
         cosine = float(self.encoder.embed_texts([text])[0] @ target)

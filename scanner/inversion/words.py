@@ -33,7 +33,7 @@ import math
 import random
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -192,6 +192,15 @@ class WordSearchConfig:
     lm_max_drop: int = 2
     lm_drop_keep: int = 8
     lm_max_words: int = 24
+    # The trained decoder's guess (``decoder``; only when the caller asks, ``Inverter(first_guess=
+    # True)``): where the search is still below ``kick_below`` after the kicks, the best of its
+    # ``seed_beams`` beam-search texts is repaired with ``seed_repair`` evaluations of its own, like
+    # a kick, and the guesses' words lead the insert pass's candidates. Dev (28 texts): F1 0.845 ->
+    # 0.850, cosine 0.9891 -> 0.9899, exact and PII unchanged; test: F1 0.798 -> 0.787, +1.0
+    # s/vector. As the search's start instead, 3 of the 4 dev texts it changed got worse (an early
+    # guess that outscores the build steers a text that would have converged). 0: off.
+    seed_beams: int = 4
+    seed_repair: int = 300
     # Final prune: drop a word when the cosine falls by less than this from the search's best.
     prune_eps: float = 0.002
     prune_budget: int = 100
@@ -364,6 +373,7 @@ class WordSearch:
         self.limit = self.cfg.budget
         self.t0 = time.monotonic()
         self.parked: tuple[int, list[str], tuple[int | None, ...], str] | None = None
+        self.guess_words: list[int] = []
         return target / target.norm()
 
     def _outcome(self, s: tuple[int, ...], trace: list[float]) -> WordOutcome:
@@ -388,7 +398,9 @@ class WordSearch:
         cur = self._digit_phase(target, cur, self.cfg.redigit_shape_budget)
         return self._outcome(self._top([cur, self.best[0]], 1)[0], [self.best[1]])
 
-    def run(self, target_np: np.ndarray) -> WordOutcome:
+    def run(self, target_np: np.ndarray, guesses: Callable[[], Sequence[str]] | None = None) -> WordOutcome:
+        """Search for the text of ``target_np``. ``guesses`` returns a trained decoder's texts for
+        it (``decoder``), called only if the search gets stuck."""
         cfg = self.cfg
         target = self._reset(target_np)
         rng = random.Random(cfg.seed)
@@ -411,6 +423,16 @@ class WordSearch:
         if cfg.kick_budget and self.best[1] < cfg.kick_below:
             # Last, so a kick never reshapes the words the digit phase parks its number among.
             self._kicks(target, rng, trace)
+        if guesses is not None and cfg.seed_beams and cfg.seed_repair and self.best[1] < cfg.kick_below:
+            # The trained decoder's guess as one more kick: only where the search is stuck, and
+            # after the digit phase, so a converged text or a parked number keeps its own path.
+            seqs = [self._seq(t) for t in guesses()[: cfg.seed_beams] if t.strip()]
+            # Their words are also the insert pass's first candidates.
+            self.guess_words = list(dict.fromkeys(w for q in seqs for w in q if not self.words[w].isdigit()))
+            self.limit = self.evals + len(seqs) + cfg.seed_repair  # its own evaluations
+            scored = self._evaluate(seqs, target)
+            if scored:
+                self._repair(target, rng, trace, self._top(scored, 1)[0])
         if cfg.lm_beam and self.best[1] < cfg.stop_cos:
             # Late, once the number and the address are parked as units and the words settled:
             # the LM orders a bag that is mostly right (dev: ``update my address to 42 oak street
@@ -621,7 +643,8 @@ class WordSearch:
             est = self._est_add(self.cache[cur][1][None, :], target)[0]
             have = set(cur)
             top = [w for w in est.topk(cfg.insert_words + n).indices.tolist() if w not in have]
-            edits = [cur[:i] + (w,) + cur[i:] for w in top[: cfg.insert_words] for i in range(n + 1)]
+            top = [w for w in self.guess_words if w not in have] + top[: cfg.insert_words]
+            edits = [cur[:i] + (w,) + cur[i:] for w in top for i in range(n + 1)]
             got = self._evaluate(edits, target)
             if cfg.insert_func_subs:
                 subs = [cur[:i] + (w,) + cur[i + 1 :] for i in range(n) for w in self.func if w != cur[i]]

