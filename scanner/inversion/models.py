@@ -138,12 +138,15 @@ def read_pipeline(path: Path) -> Pipeline:
     return pipe
 
 
-def cache_dir() -> Path:
-    base = os.environ.get("VECLEAK_CACHE") or os.path.join(
+def cache_dir(create: bool = True) -> Path:
+    """Where vecleak keeps what it can rebuild (the token table, the word-order LM's converted copy):
+    ``$VECLEAK_CACHE_DIR``, else ``$XDG_CACHE_HOME/vecleak``, else ``~/.cache/vecleak``; made 0700."""
+    base = os.environ.get("VECLEAK_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "vecleak"
     )
     path = Path(base)
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if create:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
 
 
