@@ -191,3 +191,14 @@ def test_invert_with_jobs_2_same_as_jobs_1(tmp_path, vectors):
         runs.append(docs)
     assert len(_inverted(runs[0])) >= 1
     assert runs[1] == runs[0]
+
+
+@pytest.mark.parametrize(("flag", "want"), [([], False), (["--invert-first-guess"], True)])
+def test_invert_first_guess_reaches_the_enricher(flag, want):
+    """``scan --invert-first-guess`` is the scan's spelling of ``invert --first-guess``."""
+    from scanner.cli import build_parser
+    from scanner.commands.scan import _sampled_inversion
+
+    args = build_parser().parse_args(["scan", "app.log", "--invert", *flag])
+    enricher = _sampled_inversion(args)._enricher()
+    assert enricher.first_guess is want

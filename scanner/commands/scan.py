@@ -93,6 +93,11 @@ def add_invert_options(p: argparse.ArgumentParser) -> None:
         help="re-embedded candidates per inversion (default: the search's own, 2500); lower is faster",
     )
     p.add_argument(
+        "--invert-first-guess",
+        action="store_true",
+        help="where an inversion is stuck, also repair the trained decoder's guess (as invert --first-guess)",
+    )
+    p.add_argument(
         "--reveal",
         action="store_true",
         help="clear inverted text in the stdout alerts (jsonl/ecs/table); --output sinks stay masked",
@@ -213,8 +218,10 @@ def _sampled_inversion(args: argparse.Namespace) -> SampledInversion | None:
         raise ValueError(
             "--invert needs torch and transformers, which are not installed: pip install 'vecleak[invert]'"
         )
-    budget = args.invert_budget
-    return SampledInversion(lambda: inversion.InversionEnricher(budget=budget), sample=args.invert_sample)
+    budget, guess = args.invert_budget, args.invert_first_guess
+    return SampledInversion(
+        lambda: inversion.InversionEnricher(budget=budget, first_guess=guess), sample=args.invert_sample
+    )
 
 
 def finish(args: argparse.Namespace, engine: Engine, fail_on: Level, files: int, extra: str = "") -> int:

@@ -237,9 +237,12 @@ class InversionEnricher:
     rendered by :func:`scanner.ecs.alert_to_ecs`), and confirms the model when the round trip is close.
     """
 
-    def __init__(self, device: str | None = "auto", budget: int | None = None) -> None:
+    def __init__(
+        self, device: str | None = "auto", budget: int | None = None, first_guess: bool = False
+    ) -> None:
         self.device = device
         self.budget = budget
+        self.first_guess = first_guess
         self._inverters: dict[str, Inverter] = {}
 
     def enrich(self, finding: Any) -> dict[str, Any] | None:
@@ -256,7 +259,9 @@ class InversionEnricher:
             return None  # not a model we can run here
         inverter = self._inverters.get(top.model)
         if inverter is None:
-            inverter = self._inverters[top.model] = Inverter(top.model, self.device, self.budget)
+            inverter = self._inverters[top.model] = Inverter(
+                top.model, self.device, self.budget, first_guess=self.first_guess
+            )
         try:
             result = inverter.invert(finding.candidate.values)
         except InversionInputError:
