@@ -82,12 +82,24 @@ def test_shipped_decoder_reads_the_vector_it_is_given(shipped):
         assert own > other + 0.1
 
 
-def test_missing_weights_turn_the_guess_off(tmp_path, monkeypatch):
+def test_missing_or_foreign_weights_turn_the_guess_off(tmp_path, monkeypatch):
     missing = tmp_path / "nope.safetensors"
     monkeypatch.setenv(decoder.WEIGHTS_ENV, str(missing))
     assert decoder.weights_path() == missing
     assert str(missing) in decoder.unavailable_reason()
-    assert decoder.load("cpu") is None
+    assert decoder.load("cpu") is None and decoder.trained_for() is None
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file
+
+    foreign = tmp_path / "other.safetensors"  # weights trained for another encoder
+    save_file(
+        {"prefix.up.weight": torch.zeros(2, 2)}, str(foreign), metadata={"vecleak": '{"encoder": "acme/e5"}'}
+    )
+    monkeypatch.setenv(decoder.WEIGHTS_ENV, str(foreign))
+    assert decoder.trained_for() == "acme/e5"
+    from scanner import inversion
+
+    assert inversion.Inverter(device="cpu", budget=50, first_guess=True).decoder is None
 
 
 @pytest.fixture(scope="module")

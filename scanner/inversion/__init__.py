@@ -175,10 +175,9 @@ class Inverter:
             if first_guess and wconfig.seed_beams:
                 from . import decoder
 
-                guesser = decoder.load(self.device)
                 # Trained on one encoder's vectors: another model's would read as noise.
-                if guesser is not None and guesser.meta.get("encoder") == self.model_id:
-                    self.decoder = guesser
+                if decoder.trained_for() == self.model_id:
+                    self.decoder = decoder.load(self.device)
 
     @property
     def dim(self) -> int:

@@ -111,6 +111,18 @@ def weights_path() -> pathlib.Path:
     return pathlib.Path(os.environ.get(WEIGHTS_ENV) or WEIGHTS)
 
 
+def trained_for(weights: pathlib.Path | None = None) -> str | None:
+    """The encoder whose vectors the weights were trained on (the file's metadata alone, no
+    tensors read), or None when there is no readable weights file."""
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(weights or weights_path()), framework="pt") as fh:
+            return json.loads((fh.metadata() or {}).get("vecleak", "{}")).get("encoder")
+    except (ImportError, OSError, ValueError):  # no file, not safetensors, bad JSON
+        return None
+
+
 def unavailable_reason(weights: pathlib.Path | None = None) -> str | None:
     """Why the decoder cannot load here (None when it can)."""
     weights = weights or weights_path()
@@ -199,5 +211,6 @@ __all__ = [
     "adapter_state",
     "attach_adapters",
     "load",
+    "trained_for",
     "weights_path",
 ]
