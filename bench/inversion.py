@@ -35,29 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sacrebleu  # noqa: E402
 
 from scanner import inversion  # noqa: E402
+from scanner.inversion.metrics import norm, token_f1  # noqa: E402
 from scanner.pii import find_pii  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data"
 PROGRESS = False
-
-
-def words(text: str) -> set[str]:
-    return set(re.findall(r"\w+", text.lower()))
-
-
-def token_f1(pred: str, ref: str) -> float:
-    p, r = words(pred), words(ref)
-    if not p or not r:
-        return float(p == r)
-    tp = len(p & r)
-    if tp == 0:
-        return 0.0
-    prec, rec = tp / len(p), tp / len(r)
-    return 2 * prec * rec / (prec + rec)
-
-
-def norm(text: str) -> str:
-    return " ".join(text.lower().split())
 
 
 def pii_key(value: str) -> str:

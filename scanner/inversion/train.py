@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from . import decoder, fluency
+from .metrics import token_f1
 
 STARTERS = (
     "I",
@@ -280,12 +281,6 @@ def build_corpus(sents: list[str], rng: random.Random, pii_share: float) -> list
         texts.append(clause)
     rng.shuffle(texts)
     return texts
-
-
-def token_f1(pred: str, ref: str) -> float:
-    p, r = set(re.findall(r"\w+", pred.lower())), set(re.findall(r"\w+", ref.lower()))
-    tp = len(p & r)
-    return 0.0 if not tp else 2 * tp / (len(p) + len(r))
 
 
 def main() -> int:  # noqa: PLR0915 - one linear training script
