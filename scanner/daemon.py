@@ -88,6 +88,7 @@ class WatchConfig:
     invert_rate: float = 1.0  # inversions per second, at most
     invert_queue: int = 16
     invert_budget: int | None = None  # candidates re-embedded per vector; None: the inverter's default
+    invert_first_guess: bool = False  # also repair the trained decoder's guess where a search is stuck
     dedup_ttl_days: float = 30.0
     shutdown_timeout: float = 10.0
     log_level: str = "info"
@@ -192,7 +193,7 @@ class Enricher(Protocol):
     def enrich(self, finding: Finding) -> dict[str, Any] | None: ...
 
 
-def load_enricher(spec: str | None, budget: int | None = None) -> Enricher | None:
+def load_enricher(spec: str | None, budget: int | None = None, first_guess: bool = False) -> Enricher | None:
     """The configured enricher, or ``scanner.inversion``'s if that extra is installed, else None."""
     module_name, _, attr = (spec or "scanner.inversion:make_enricher").partition(":")
     try:
@@ -206,7 +207,11 @@ def load_enricher(spec: str | None, budget: int | None = None) -> Enricher | Non
         if spec:
             raise ValueError(f"enricher {spec!r}: no {attr or 'make_enricher'} in {module_name}")
         return None
-    return factory(budget=budget) if budget is not None else factory()
+    # Only the options that are set: a custom factory need not know them all.
+    options: dict[str, Any] = {"budget": budget} if budget is not None else {}
+    if first_guess:
+        options["first_guess"] = True
+    return factory(**options)
 
 
 class _RateLimit:
@@ -363,7 +368,7 @@ class Daemon:
         self.analysis_q = ByteQueue(cfg.queue_bytes)
         self.sink_q: queue.Queue[_Analysed | _Update] = queue.Queue(maxsize=cfg.sink_queue)
         self.enrich_q: queue.Queue[Alert] = queue.Queue(maxsize=cfg.invert_queue)
-        self.enricher = load_enricher(cfg.enricher, cfg.invert_budget)
+        self.enricher = load_enricher(cfg.enricher, cfg.invert_budget, cfg.invert_first_guess)
         self.stop_reading = threading.Event()
         self.stop_all = threading.Event()
         self.reload_requested = threading.Event()

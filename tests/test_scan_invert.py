@@ -202,3 +202,27 @@ def test_invert_first_guess_reaches_the_enricher(flag, want):
     args = build_parser().parse_args(["scan", "app.log", "--invert", *flag])
     enricher = _sampled_inversion(args)._enricher()
     assert enricher.first_guess is want
+
+
+def test_daemon_config_passes_first_guess_only_when_set(tmp_path, monkeypatch):
+    """``invert_first_guess: true`` in the watch config reaches the default enricher; a custom
+    factory gets only the options that are set, so one written before them keeps working."""
+    import sys
+    import types
+
+    from scanner.daemon import load_config, load_enricher
+
+    config = tmp_path / "vecleak.yml"
+    config.write_text("invert_first_guess: true\n")
+    cfg = load_config(str(config), {}, env={})
+    assert cfg.invert_first_guess is True
+    assert load_enricher(None, cfg.invert_budget, cfg.invert_first_guess).first_guess is True
+    assert load_enricher(None).first_guess is False
+
+    seen = []
+    custom = types.ModuleType("custom_enricher")
+    custom.make = lambda **options: seen.append(options) or object()
+    monkeypatch.setitem(sys.modules, "custom_enricher", custom)
+    load_enricher("custom_enricher:make")
+    load_enricher("custom_enricher:make", 300, True)
+    assert seen == [{}, {"budget": 300, "first_guess": True}]

@@ -272,6 +272,6 @@ class InversionEnricher:
         return out
 
 
-def make_enricher(budget: int | None = None) -> InversionEnricher | None:
+def make_enricher(budget: int | None = None, first_guess: bool = False) -> InversionEnricher | None:
     """The daemon's default enricher: None when torch/transformers are not installed."""
-    return InversionEnricher(budget=budget) if available() else None
+    return InversionEnricher(budget=budget, first_guess=first_guess) if available() else None
