@@ -156,13 +156,17 @@ def main() -> int:
         i, n = args.shard
         refs = refs[i::n]
     refs = refs[: args.limit]
-    inv = inversion.Inverter(
-        device=args.device,
-        budget=args.budget,
-        threads=args.threads,
-        method=args.method,
-        first_guess=args.first_guess == "on",
-    )
+
+    def inverter(method: str, budget: int | None, first_guess: str) -> inversion.Inverter:
+        return inversion.Inverter(
+            device=args.device,
+            budget=budget,
+            threads=args.threads,
+            method=method,
+            first_guess=first_guess == "on",
+        )
+
+    inv = inverter(args.method, args.budget, args.first_guess)
     inv.encoder.token_table()  # one-time cache build is not per-vector cost
     budget = inv.search.cfg.budget
     report: dict[str, object] = {
@@ -177,13 +181,7 @@ def main() -> int:
         "loadavg_start": os.getloadavg(),
     }
     if not args.no_baseline:
-        base = inversion.Inverter(
-            device=args.device,
-            budget=args.baseline_budget,
-            threads=args.threads,
-            method=args.baseline_method,
-            first_guess=args.baseline_first_guess == "on",
-        )
+        base = inverter(args.baseline_method, args.baseline_budget, args.baseline_first_guess)
         for item in args.baseline_set:
             knob, _, value = item.partition("=")
             old = getattr(base.search.cfg, knob)
