@@ -2,6 +2,7 @@
 training data generators."""
 
 import copy
+import logging
 import random
 
 import numpy as np
@@ -100,6 +101,19 @@ def test_missing_or_foreign_weights_turn_the_guess_off(tmp_path, monkeypatch):
     from scanner import inversion
 
     assert inversion.Inverter(device="cpu", budget=50, first_guess=True).decoder is None
+
+
+@pytest.mark.parametrize("content", [b"", b"not safetensors at all", b"\xff" * 8 + b"{"])
+def test_a_damaged_weights_file_turns_the_guess_off_with_a_warning(tmp_path, monkeypatch, caplog, content):
+    pytest.importorskip("torch")
+    from scanner import inversion
+
+    damaged = tmp_path / "damaged.safetensors"
+    damaged.write_bytes(content)
+    monkeypatch.setenv(decoder.WEIGHTS_ENV, str(damaged))
+    with caplog.at_level(logging.WARNING):
+        assert inversion.Inverter(device="cpu", budget=50, first_guess=True).decoder is None
+    assert "not a readable weights file" in caplog.text
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ Bad vectors raise :class:`InversionInputError` with a message fit for a per-vect
 from __future__ import annotations
 
 import importlib.util
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ import numpy as np
 from scanner.pii import PiiItem, find_pii, redact
 
 from .models import DEFAULT_MODEL
+
+log = logging.getLogger(__name__)
 
 METHODS = ("words", "tokens")
 
@@ -176,8 +179,11 @@ class Inverter:
                 from . import decoder
 
                 # Trained on one encoder's vectors: another model's would read as noise.
-                if decoder.trained_for() == self.model_id:
+                trained = decoder.trained_for()
+                if trained == self.model_id:
                     self.decoder = decoder.load(self.device)
+                elif trained is None and not decoder.weights_path().is_file():
+                    log.warning("trained first guess off: %s", decoder.unavailable_reason())
 
     @property
     def dim(self) -> int:

@@ -113,14 +113,21 @@ def weights_path() -> pathlib.Path:
 
 def trained_for(weights: pathlib.Path | None = None) -> str | None:
     """The encoder whose vectors the weights were trained on (the file's metadata alone, no
-    tensors read), or None when there is no readable weights file."""
-    try:
-        from safetensors import safe_open
-
-        with safe_open(str(weights or weights_path()), framework="pt") as fh:
-            return json.loads((fh.metadata() or {}).get("vecleak", "{}")).get("encoder")
-    except (ImportError, OSError, ValueError):  # no file, not safetensors, bad JSON
+    tensors read), or None when there is no readable weights file; a damaged one is logged."""
+    path = weights or weights_path()
+    if not path.is_file():
         return None
+    try:
+        from safetensors import SafetensorError, safe_open
+    except ImportError:
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = json.loads((fh.metadata() or {}).get("vecleak", "{}"))
+    except (OSError, ValueError, SafetensorError) as exc:  # cut off, not safetensors, bad JSON
+        log.warning("trained first guess off: %s is not a readable weights file: %s", path, exc)
+        return None
+    return meta.get("encoder") if isinstance(meta, dict) else None
 
 
 def unavailable_reason(weights: pathlib.Path | None = None) -> str | None:
