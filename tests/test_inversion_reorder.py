@@ -60,11 +60,11 @@ def test_kicks_never_lose_the_best_and_stay_in_budget(search):
 
 def test_email_phase_assembles_the_address_without_a_cue_word(search):
     """The word search left only the names (no ``email``, ``@`` or ``com``); the phase parks the
-    address that fits the vector best and rebuilds the words around it."""
+    address that fits the vector best and repairs the words around it."""
     truth = "send the report to james.wilson@company.com by friday"
     target, cur = _start(search, truth, "need that report wilson report send james", 10)
     before = search.cache[cur][0]
-    search._email_phase(target, random.Random(0), [], cur)
+    search._email_phase(target, random.Random(0), [], cur, 800)
     best, cos = search.best
     assert "james.wilson@company.com" in {search.words[w] for w in best}
     assert cos > before
@@ -96,19 +96,47 @@ def test_insert_pass_adds_nothing_that_does_not_pay_for_itself(search):
     assert search._insert(target, cur) == cur
 
 
-def test_email_phase_rebuilds_around_every_unit_it_was_given(search):
-    """Each of the best ``email_units`` addresses gets its own build (the second once never ran:
-    the first had spent the phase's limit before the second's share was set)."""
+def _text(search, s) -> str:
+    return " ".join(search.words[w] for w in s)
+
+
+def test_email_phase_splices_the_address_in_place_of_its_pieces(search):
+    """Appended to the bag-of-words optimum, the right address scores lower than the strays it
+    should replace; spliced in their place, at the slot that fits, it wins and the repair goes on."""
     truth = "can you send the invoice to anna.lee@outlook.com please"
     target, cur = _start(search, truth, "invoice email to . to it anna lee yes , please can", 10)
-    kept = search.cfg.email_units, search.cfg.email_budget
-    search.cfg.email_units, search.cfg.email_budget = 2, 300
-    try:
-        search._email_phase(target, random.Random(0), [], cur)
-    finally:
-        search.cfg.email_units, search.cfg.email_budget = kept
-    units = {k[0] for k in search.cache if len(k) > 1 and "@" in search.words[k[0]]}
-    assert len(units) == 2
+    search._email_phase(target, random.Random(0), [], cur, 800)
+    assert "anna.lee@outlook.com" in _text(search, search.best[0]).split()
+    assert search.best[1] > search.cache[cur][0] + 0.02
+
+
+def test_own_domains_need_a_loose_at_sign_and_follow_a_loose_top_level_domain(search):
+    doms = {
+        search.enc.decode(d).replace(" ", "")
+        for d in search._own_domains(search._seq("tom @ bluebird net plan"))
+    }
+    assert {"bluebird.net", "plan.net"} <= doms
+    assert not any(d.endswith(".com") for d in doms)  # the loose ``net`` is the only tld tried
+    assert search._own_domains(search._seq("tom bluebird net plan")) == []  # no ``@``: no evidence
+
+
+def test_email_phase_lets_top_level_domains_compete_in_context(search):
+    """Alone, ``laura.kim@summit.org`` outscores the true ``summit.io``; in the text, it does not."""
+    truth = "contact laura kim at laura.kim@summit.io about the renewal"
+    target, cur = _start(search, truth, "the renewal , contact laura kim ' @ summit need", 10)
+    search._email_phase(target, random.Random(0), [], cur, 400)
+    assert "laura.kim@summit.io" in _text(search, search.best[0]).split()
+
+
+def test_an_own_domain_echoing_a_word_of_the_text_does_not_win(search):
+    """``mark.chen@receipt.com`` alone beats ``mark.chen@example.com`` (it explains ``receipt``), but
+    spliced it takes ``receipt`` out of the text, and the common domain wins in context."""
+    truth = "please forward the receipt to mark.chen@example.com"
+    target, cur = _start(search, truth, "receipt please forward that but mark to , see on @ chen com", 10)
+    search._email_phase(target, random.Random(0), [], cur, 800)
+    best = _text(search, search.best[0]).split()
+    assert "mark.chen@example.com" in best
+    assert "receipt" in best
 
 
 def test_insert_pass_swaps_a_word_for_a_frequent_one(search):
