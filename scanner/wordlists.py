@@ -596,3 +596,25 @@ FUNCTION_WORDS = (
 
 # Punctuation the searches propose as whole units.
 PUNCT = (",", ".", "?", "!", "'", ":", ";", "-", "@", "/", "(", ")", "#", "$", "%", "&", "+", "=", '"')
+
+# Words that name a kind of personal or secret data and that the English frequency list lacks
+# (``iban`` is not among wordfreq's top 40,000): a leaked sentence often names what it holds, and
+# the word search can only recover words in its vocabulary.
+PII_WORDS = frozenset(
+    {
+        "iban",
+        "bic",
+        "dob",
+        "cvv",
+        "cvc",
+        "ipv4",
+        "ipv6",
+        "imei",
+        "oauth",
+        "jwt",
+        "otp",
+        "acct",
+        "venmo",
+        "zelle",
+    }
+)

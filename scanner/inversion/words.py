@@ -240,9 +240,9 @@ def _vocabulary(enc: Encoder, size: int) -> tuple[list[str], list[float]]:
                 words[w] = wordfreq.zipf_frequency(w, "en")
     except ImportError:  # the ``invert`` extra ships wordfreq; without it the model's pieces still work
         pass
-    from scanner.wordlists import FIRST_NAMES, SURNAMES
+    from scanner.wordlists import FIRST_NAMES, PII_WORDS, SURNAMES
 
-    for w in sorted(FIRST_NAMES | SURNAMES):
+    for w in sorted(FIRST_NAMES | SURNAMES | PII_WORDS):
         words.setdefault(w, 2.0)
     for tok in enc.tokenizer.get_vocab():
         if _WORD_RE.match(tok):
