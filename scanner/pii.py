@@ -54,7 +54,7 @@ _IPV6 = re.compile(
     r"(?<![\w:])(?:[0-9a-f]{1,4}:){2,7}[0-9a-f]{0,4}(?:::?[0-9a-f]{1,4})*(?![\w:])", re.IGNORECASE
 )
 
-_IBAN_LENGTHS = {
+IBAN_LENGTHS = {
     "AD": 24, "AT": 20, "BE": 16, "CH": 21, "CZ": 24, "DE": 22, "DK": 18, "ES": 24, "FI": 18, "FR": 27,
     "GB": 22, "GR": 27, "HR": 21, "HU": 28, "IE": 22, "IT": 27, "LU": 20, "NL": 18, "NO": 15, "PL": 28,
     "PT": 25, "RO": 24, "SE": 24, "SI": 19, "SK": 24,
@@ -82,7 +82,7 @@ def iban_ok(iban: str) -> bool:
     iban = re.sub(r"\s", "", iban).upper()
     if not re.fullmatch(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}", iban):
         return False
-    expected = _IBAN_LENGTHS.get(iban[:2])
+    expected = IBAN_LENGTHS.get(iban[:2])
     if expected is not None and len(iban) != expected:
         return False
     moved = iban[4:] + iban[:4]

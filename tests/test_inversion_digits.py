@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from scanner.inversion import digits
+from scanner.pii import find_pii
 
 
 def test_seed_keeps_found_groups_when_the_counts_match():
@@ -88,6 +89,36 @@ def test_luhn_repairs_are_one_digit_changes_that_pass_the_check():
     assert digits.luhn_repairs(["555", "867", "5309"]) == []  # not card-length
 
 
+def test_iban_shapes_follow_the_country_length_and_edits_keep_the_country_code():
+    assert digits.iban_lengths("de") == (2, 4, 4, 4, 4, 2)  # de50 5260 1815 9083 0166 13: 22 chars
+    assert digits.iban_lengths("FR") == (2, 4, 4, 4, 4, 4, 3)  # 27
+    assert {"DE", "ES", "FR"} <= digits.IBAN_NUMERIC and "GB" not in digits.IBAN_NUMERIC  # GB: bank letters
+    assert digits.head("de50") == "de" and digits.head("5260") == ""
+    assert all(v.startswith("de") and v[2:].isdigit() for v in digits.variants("de50", False))
+    assert "de49" in digits.group_values("de50", False) and len(digits.group_values("de50", False)) == 99
+    iban = ["de50", "5260", "1815", "9083", "0166", "13"]
+    for moved in digits.transpositions(iban) + digits.block_exchanges(iban):
+        assert moved[0][:2] == "de" and [len(g) for g in moved] == [4, 4, 4, 4, 4, 2]
+
+
+def test_iban_seed_reads_the_found_digits_as_the_account():
+    from scanner.pii import iban_ok
+
+    # The word search finds the account's groups, never the ``##50`` glued to ``de``.
+    assert digits.iban_seed("de", "526018159083016613") == ["de50", "5260", "1815", "9083", "0166", "13"]
+    short = digits.iban_seed("es", "18609139")  # too few digits: padded, still a valid IBAN
+    assert iban_ok("".join(short)) and [len(g) for g in short] == [4, 4, 4, 4, 4, 4]
+
+
+def test_an_iban_is_printed_with_the_check_digits_its_account_calls_for():
+    from scanner.pii import iban_ok
+
+    # Whatever check digits a search left in the first group, the printed IBAN passes mod-97.
+    assert digits.render(["de00", "5260", "1815", "9083", "0166", "13"], " ") == "de50 5260 1815 9083 0166 13"
+    assert iban_ok(digits.render(["de50", "5260", "1815", "9083", "0166", "14"], " "))
+    assert digits.render(["555", "867", "5309"], "-") == "555-867-5309"  # other numbers as they are
+
+
 @pytest.fixture(scope="module")
 def inverter():
     pytest.importorskip("torch")
@@ -107,6 +138,20 @@ def test_digit_phase_recovers_a_phone_number_when_the_words_are_right(inverter):
     text = inverter.text_of(out.ids)
     assert "555-867-5309" in text  # printed as the PII shape, re-tokenising to what was scored
     assert inverter.encoder.tokenize(text) == list(out.ids)
+
+
+def test_digit_phase_shapes_an_iban_around_a_loose_country_code(inverter):
+    """The word search leaves the country code as a word (``de``) and the account as loose groups,
+    never the check digits glued to the code (``##50``); the IBAN shape joins the code to check
+    digits computed from the account. Printed as the IBAN, it is recognised as one."""
+    truth = "please wire the deposit to iban de50 5260 1815 9083 0166 13 today"
+    target = inverter.encoder.embed_texts([truth])[0]
+    start = "please wire the deposit to iban de 5260 1815 9083 0166 13 today"
+    out = inverter.search.refine_digits(target, start, budget=900)
+    text = inverter.text_of(out.ids)
+    assert "de50 5260 1815 9083 0166 13" in text
+    assert out.cosine > 0.999
+    assert ("iban", "de50 5260 1815 9083 0166 13") in {(p.type, p.value) for p in find_pii(text)}
 
 
 def test_texts_without_digits_skip_the_digit_phase(inverter):

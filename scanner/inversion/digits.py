@@ -7,6 +7,10 @@ at cosine 0.95. Once the surrounding words are settled, the cosine is smooth in 
 (``…-5308`` scores about 0.998 against ``…-5309``), so a coordinate descent over the digits of a
 shape proposed as *one* unit walks it to the value in a few hundred exact evaluations.
 
+An IBAN is the one shape with letters: its country code rides as the head of the first group
+(``de50``), which every edit here leaves alone, and :func:`render` always prints the check digits
+its account calls for.
+
 Pure string logic here (no torch): :class:`~scanner.inversion.words.WordSearch` does the scoring.
 """
 
@@ -14,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from scanner.pii import luhn_ok
+from scanner.pii import IBAN_LENGTHS, luhn_ok
 
 # A shape is digit-group lengths and the separators between them; ``None`` lengths are free (1–3).
 SHAPES: dict[str, tuple[tuple[int | None, ...], str]] = {
@@ -31,6 +35,44 @@ TWINS: dict[tuple[tuple[int | None, ...], str], tuple[int | None, ...]] = {
     ((3, 2, 4), "-"): (3, 3, 4),
 }
 FREE_MAX = 4
+# Countries whose IBAN is digits after the country code, so the digit phase can search it; the
+# others (GB, IE, NL, IT, RO, AD) carry a bank code in letters.
+IBAN_NUMERIC = frozenset(IBAN_LENGTHS) - {"GB", "IE", "NL", "IT", "RO", "AD"}
+
+
+def iban_lengths(country: str) -> tuple[int, ...]:
+    """Digit-group lengths of ``country``'s IBAN as printed (``de50 5260 1815 9083 0166 13``): the
+    first group's two check digits, which carry the country code as a letter head, then fours."""
+    rest = IBAN_LENGTHS[country.upper()] - 4
+    return (2, *([4] * (rest // 4)), *([rest % 4] if rest % 4 else []))
+
+
+def iban_seed(country: str, flat: str) -> list[str]:
+    """``country``'s IBAN groups from the digits found, read as the account, with the check digits
+    computed from it: those are two wordpieces glued to the country code (``de`` ``##50``), which
+    the word search, proposing whole words, never finds, so the digits it did find are the rest."""
+    lengths = iban_lengths(country)
+    n = sum(lengths) - 2
+    account = (flat + (flat[:1] or "0") * n)[:n]
+    return _regroup(
+        _check_digits(country, account) + account, [country + "00", *("0" * k for k in lengths[1:])]
+    )
+
+
+def _check_digits(country: str, account: str) -> str:
+    """ISO 7064 mod-97 check digits of an all-digit ``account`` in ``country``."""
+    moved = int(account + "".join(str(int(c, 36)) for c in country.upper()) + "00")
+    return f"{98 - moved % 97:02d}"
+
+
+def head(group: str) -> str:
+    """A group's leading letters (an IBAN's country code, ``de`` of ``de50``); ``""`` for digits.
+
+    Every edit below changes only the digits after the head: the country is found as a word."""
+    k = 0
+    while k < len(group) and group[k].isalpha():
+        k += 1
+    return group[:k]
 
 
 def seed(lengths: Sequence[int | None], digits: str, groups: Sequence[str] = ()) -> list[str]:
@@ -59,29 +101,38 @@ def seed(lengths: Sequence[int | None], digits: str, groups: Sequence[str] = ())
 
 
 def render(groups: Sequence[str], sep: str) -> str:
+    """The number as printed. An IBAN (a first group headed by a country code) always gets the
+    check digits its account calls for: every IBAN in use passes ISO 7064 mod-97, and the check
+    digits are two wordpieces (``##50`` of ``de50``) a search would otherwise have to find too."""
+    country = head(groups[0]) if groups else ""
+    if len(country) == 2 and country.upper() in IBAN_LENGTHS and _digits(groups).isdigit():
+        account = _digits(groups)[2:]
+        groups = _regroup(_check_digits(country, account) + account, groups)
     return sep.join(groups)
 
 
 def variants(group: str, free: bool, max_len: int = 3) -> list[str]:
     """One-digit edits of a group: substitutions, and for free-length groups insertions/deletions."""
-    out = {group[:k] + c + group[k + 1 :] for k in range(len(group)) for c in "0123456789"}
+    h, body = head(group), group[len(head(group)) :]
+    out = {body[:k] + c + body[k + 1 :] for k in range(len(body)) for c in "0123456789"}
     if free:
-        if len(group) < max_len:
-            out |= {group[:k] + c + group[k:] for k in range(len(group) + 1) for c in "0123456789"}
-        if len(group) > 1:
-            out |= {group[:k] + group[k + 1 :] for k in range(len(group))}
-    out.discard(group)
-    return sorted(out)
+        if len(body) < max_len:
+            out |= {body[:k] + c + body[k:] for k in range(len(body) + 1) for c in "0123456789"}
+        if len(body) > 1:
+            out |= {body[:k] + body[k + 1 :] for k in range(len(body))}
+    out.discard(body)
+    return sorted(h + v for v in out)
 
 
 def prefixes(group: str, k: int, free: bool) -> list[str]:
     """Every value of a group's leading ``k`` digits, the rest kept (``5309`` -> ``0009`` … ``9909``).
 
     A short free-length group (a dotted quad's ``7``) takes every 1- to ``k``-digit value instead."""
-    if free and len(group) <= k:
-        return [str(n) for n in range(10**k) if str(n) != group]
-    k = min(k, len(group))
-    return [f"{n:0{k}d}" + group[k:] for n in range(10**k) if f"{n:0{k}d}" + group[k:] != group]
+    h, body = head(group), group[len(head(group)) :]
+    if free and len(body) <= k:
+        return [h + str(n) for n in range(10**k) if str(n) != body]
+    k = min(k, len(body))
+    return [h + f"{n:0{k}d}" + body[k:] for n in range(10**k) if f"{n:0{k}d}" + body[k:] != body]
 
 
 def group_values(group: str, quad: bool) -> list[str]:
@@ -93,11 +144,12 @@ def group_values(group: str, quad: bool) -> list[str]:
     runner-up, ``556`` is not near), so one-digit edits and prefixes stall. Up to three digits:
     all 10**n values; longer: every value of the leading three (``5309`` is ``530 ##9``), the rest
     kept, then :func:`tail_values`; a dotted quad's group: 0–255."""
+    h, body = head(group), group[len(head(group)) :]
     if quad:
         out = [str(n) for n in range(256)]
     else:
-        k = min(len(group), 3)
-        out = [f"{n:0{k}d}" + group[k:] for n in range(10**k)]
+        k = min(len(body), 3)
+        out = [h + f"{n:0{k}d}" + body[k:] for n in range(10**k)]
     return [v for v in out if v != group]
 
 
@@ -116,7 +168,7 @@ def transpositions(groups: Sequence[str]) -> list[list[str]]:
 
     Mean pooling sees a bag of wordpieces, so ``555-869-5307`` (the ``##9`` and ``##7`` of
     ``555-867-5309`` exchanged) scores 0.9996 and no change of one group improves it."""
-    flat = "".join(groups)
+    flat = _digits(groups)
     out = []
     for a in range(len(flat)):
         for b in range(a + 1, len(flat)):
@@ -132,7 +184,7 @@ def block_exchanges(groups: Sequence[str], max_block: int = 4) -> list[list[str]
     The same bag-of-wordpieces blindness one level up: ``415-019-5558`` holds the pieces of
     ``415-555-0198`` (``555``, ``01``…) in another order and scores near it, but no single-digit
     exchange and no one group's value leads there; moving ``555`` in front of ``019`` does."""
-    flat = "".join(groups)
+    flat = _digits(groups)
     n = len(flat)
     out = {}
     for a in range(n):
@@ -144,18 +196,26 @@ def block_exchanges(groups: Sequence[str], max_block: int = 4) -> list[list[str]
     return [_regroup(f, groups) for f in out]
 
 
+def _digits(groups: Sequence[str]) -> str:
+    """The number's digits in order, without the groups' letter heads."""
+    return "".join(g[len(head(g)) :] for g in groups)
+
+
 def _regroup(flat: str, groups: Sequence[str]) -> list[str]:
-    """``flat`` cut into groups of the lengths of ``groups``."""
+    """The digits ``flat`` cut into groups shaped like ``groups`` (their lengths and letter heads)."""
     cut, k = [], 0
     for g in groups:
-        cut.append(flat[k : k + len(g)])
-        k += len(g)
+        h = head(g)
+        n = len(g) - len(h)
+        cut.append(h + flat[k : k + n])
+        k += n
     return cut
 
 
 def tail_values(group: str) -> list[str]:
     """The second stage for groups over three digits: each digit after the third, one at a time."""
-    out = {group[:k] + c + group[k + 1 :] for k in range(3, len(group)) for c in "0123456789"}
+    h, body = head(group), group[len(head(group)) :]
+    out = {h + body[:k] + c + body[k + 1 :] for k in range(3, len(body)) for c in "0123456789"}
     out.discard(group)
     return sorted(out)
 
@@ -181,11 +241,15 @@ def luhn_repairs(groups: Sequence[str]) -> list[list[str]]:
 
 
 __all__ = [
+    "IBAN_NUMERIC",
     "SEPARATORS",
     "SHAPES",
     "TWINS",
     "block_exchanges",
     "group_values",
+    "head",
+    "iban_lengths",
+    "iban_seed",
     "luhn_repairs",
     "prefixes",
     "render",

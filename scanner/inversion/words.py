@@ -695,7 +695,13 @@ class WordSearch:
         # left at 0.9990 when the group search's budget ran out on the third of four groups).
         if self.cfg.luhn_repair:
             score, groups = self._best_number(
-                target, rest, at, sep, groups, score, digits.luhn_repairs(groups)
+                target,
+                rest,
+                at,
+                sep,
+                groups,
+                score,
+                digits.luhn_repairs(groups),
             )
         unit = self._unit(digits.render(groups, sep))
         self.parked = (unit, groups, lengths, sep)
@@ -774,6 +780,7 @@ class WordSearch:
             return -1.0, rest, at, groups, lengths, sep
         score, j, stale = self.cache[cur][0], len(groups) - 1, 0
         moved = True
+        heads = any(digits.head(g) for g in groups)  # an IBAN: its groups keep their places
         while self.evals < stop and self.best[1] < self.cfg.group_stop:
             if moved:
                 # Two digits exchanged across groups (``869-5307``) is one more move, and a cheap
@@ -797,7 +804,12 @@ class WordSearch:
                 gs = groups[:j] + [v] + groups[j + 1 :]
                 cands[seq(gs)] = gs, twin
             for k in range(len(groups)):
-                if k != j and groups[k] != groups[j] and (free or len(groups[k]) == len(groups[j])):
+                if (
+                    k != j
+                    and groups[k] != groups[j]
+                    and (free or len(groups[k]) == len(groups[j]))
+                    and not heads
+                ):
                     gs = list(groups)
                     gs[j], gs[k] = gs[k], gs[j]
                     cands[seq(gs)] = gs, lengths
@@ -857,7 +869,8 @@ class WordSearch:
     ) -> tuple[int, ...]:
         """Replace the digit words the word search left with one structured unit and descend.
 
-        Every shape (phone, SSN, card, IP, and the groups as found) is seeded from the found
+        Every shape (phone, SSN, card, IP, an IBAN per country code in the text, and the groups
+        as found) is seeded from the found
         digits and gets a short one-digit coordinate descent; the best then gets a probe of every
         position in the text and the rest of the budget. Only exact cosines decide, and the
         word-search result stays in the cache, so the phase never makes the answer worse."""
@@ -877,13 +890,21 @@ class WordSearch:
         shapes: list[tuple[tuple[int | None, ...], str]] = [(tuple(None for _ in found), " ")]
         if reshape:
             shapes += list(digits.SHAPES.values())
-        flat = "".join(found)
+        flat = "".join(g[len(digits.head(g)) :] for g in found)
+        plain = () if any(digits.head(g) for g in found) else found  # no country code in a phone
         runs = []
         for lengths, sep in shapes:
             groups = (
-                found if sep == " " and all(n is None for n in lengths) else digits.seed(lengths, flat, found)
+                found if sep == " " and all(n is None for n in lengths) else digits.seed(lengths, flat, plain)
             )
             runs.append(self._descend(rest, at, list(groups), lengths, sep, target, shape_budget))
+        if reshape:
+            for country, rest_c, at_c in self._iban_countries(rest, at, found):
+                # A parked IBAN's digits start with its check digits; the account is the rest.
+                account = flat[2:] if digits.head(found[0]) else flat
+                lengths = digits.iban_lengths(country)
+                groups = digits.iban_seed(country, account)
+                runs.append(self._descend(rest_c, at_c, groups, lengths, " ", target, shape_budget))
         score, rest, at, groups, lengths, sep = max(runs, key=lambda r: r[0])
         if score < 0:
             return s
@@ -900,6 +921,28 @@ class WordSearch:
         if self.parked is not None and s in self.cache and self.cache[s][0] >= score:
             return s  # the unit already there fits better than any reshaping of it
         self.parked = (unit, groups, lengths, sep)
+        return out
+
+    def _iban_countries(
+        self, rest: tuple[int, ...], at: int, found: Sequence[str]
+    ) -> list[tuple[str, tuple[int, ...], int]]:
+        """IBAN countries to try as a shape, each with the words left once its code joins the number.
+
+        The code is a loose two-letter word (``de``) or the head of a parked IBAN's first group. A
+        code that is also a frequent English word (``at``, ``no``, ``be``) counts only beside the
+        word ``iban``: otherwise every phone number ``at`` a time would try an Austrian IBAN."""
+        out = [
+            (h, rest, at)
+            for h in dict.fromkeys(digits.head(g) for g in found)
+            if h.upper() in digits.IBAN_NUMERIC
+        ]
+        cue = "iban" in self.index and self.index["iban"] in rest
+        common = set(self.probe[: self.cfg.sweep_words])
+        for i, w in enumerate(rest):
+            code = self.words[w]
+            wanted = len(code) == 2 and code.upper() in digits.IBAN_NUMERIC and (cue or w not in common)
+            if wanted and all(code != c for c, _, _ in out):
+                out.append((code, rest[:i] + rest[i + 1 :], at - (i < at)))
         return out
 
     def _descend(
@@ -926,6 +969,7 @@ class WordSearch:
             return -1.0, rest, at, groups, lengths, sep
         score, j, stale = self.cache[cur][0], 0, 0
         fresh = set(range(len(groups))) if prefix else set()
+        heads = any(digits.head(g) for g in groups)  # an IBAN: its groups keep their places
         while stale < len(groups) and self.evals < stop and self.best[1] < self.cfg.stop_cos:
             free = lengths[j] is None
             cands = {}
@@ -938,7 +982,12 @@ class WordSearch:
                 cands[seq(gs)] = gs
             # Whole groups in the wrong order (``10.12.0.7``) are a swap away, not many digit edits.
             for k in range(len(groups)):
-                if k != j and groups[k] != groups[j] and (free or len(groups[k]) == len(groups[j])):
+                if (
+                    k != j
+                    and groups[k] != groups[j]
+                    and (free or len(groups[k]) == len(groups[j]))
+                    and not heads
+                ):
                     gs = list(groups)
                     gs[j], gs[k] = gs[k], gs[j]
                     cands[seq(gs)] = gs
