@@ -175,8 +175,8 @@ class WordSearchConfig:
     email_units: int = 1
     # Once more at the very end (after the insert pass), into the final words, with its own
     # ``email_late_budget`` evaluations: the words are cleanest then (dev: ``the renewal, contact
-    # laura kim'@summit`` 0.980 -> ``contact laura kim at laura.kim@summit.io on the renewal``
-    # 0.997). 0 turns it off.
+    # laura kim'@summit`` 0.980 -> ``the renewal, contact laura kim at laura.kim@summit.io``
+    # 0.989). 0 turns it off.
     email_late_budget: int = 400
     # Addresses at an organisation's own domain (``tom@bluebird.net``): the bag's content words
     # (up to ``own_domains``) as the domain's name, with the top-level domains the bag holds or
