@@ -144,3 +144,23 @@ def test_insert_pass_swaps_a_word_for_a_frequent_one(search):
     target, cur = _start(search, truth, "this new policy starts on monday for all employees", 1)
     out = search._insert(target, cur)
     assert " ".join(search.words[w] for w in out) == truth
+
+
+def test_finish_inserts_again_after_the_prune_clears_strays(search):
+    """The prune drops ``in`` and ``done`` together, which no single insert-pass edit does; against
+    the cleaner text, swapping ``tomorrow`` for the estimate's best word, ``friday``, pays."""
+    truth = "send the report to james.wilson@company.com by friday"
+    target, cur = _start(search, truth, "send in the report done to james.wilson@company.com tomorrow", 10)
+    search.limit = search.evals
+    out = _text(search, search._finish(target))
+    assert "friday" in out.split() and "tomorrow" not in out.split()
+    kept = search.cfg.reinsert_budget
+    search.cfg.reinsert_budget = 0
+    try:
+        target, cur = _start(
+            search, truth, "send in the report done to james.wilson@company.com tomorrow", 10
+        )
+        search.limit = search.evals
+        assert "friday" not in _text(search, search._finish(target)).split()  # the prune alone
+    finally:
+        search.cfg.reinsert_budget = kept

@@ -217,6 +217,10 @@ class WordSearchConfig:
     # Final prune: drop a word when the cosine falls by less than this from the search's best.
     prune_eps: float = 0.002
     prune_budget: int = 100
+    # After the final prune, one more insert pass of ``reinsert_budget`` evaluations (its own) and
+    # a prune again (``WordSearch._finish``). Dev (30 texts): F1 0.839 -> 0.843, cosine 0.9900 ->
+    # 0.9907, 3 texts better, none worse, +2% time. 0 turns it off.
+    reinsert_budget: int = 300
 
 
 @dataclass(slots=True)
@@ -471,7 +475,21 @@ class WordSearch:
                 # Moves and deletions only: an insert here buys 1e-4 for a stray word.
                 self.limit = self.evals + cfg.final_repair
                 self._repair(target, rng, trace, polished, ("delete", "near", "block"))
-        return self._outcome(self._prune(target, self.best[0]), trace)
+        return self._outcome(self._finish(target), trace)
+
+    def _finish(self, target: Any) -> tuple[int, ...]:
+        """The final prune; then, below ``stop_cos``, one more insert pass and a prune again.
+
+        The prune drops stray words two at a time where each alone costs a little (dev: ``send in
+        the report done to james.wilson@company.com tomorrow`` 0.978 -> ``send the report to … tomorrow``
+        0.986), a move the insert pass never makes; against the cleaner text, the estimate's best
+        word pays for itself (``tomorrow`` -> ``friday``, 0.996)."""
+        out = self._prune(target, self.best[0])
+        if self.cfg.reinsert_budget and self.cache[out][0] < self.cfg.stop_cos:
+            again = self._insert(target, out, self.cfg.reinsert_budget)
+            if again != out:
+                out = self._prune(target, again)
+        return out
 
     def _digits_then_words(
         self, target: Any, rng: random.Random, trace: list[float], cur: tuple[int, ...]
@@ -650,11 +668,11 @@ class WordSearch:
         self.limit = max(self.limit, self.evals)
         return self.best[0]
 
-    def _insert(self, target: Any, cur: tuple[int, ...]) -> tuple[int, ...]:
+    def _insert(self, target: Any, cur: tuple[int, ...], budget: int | None = None) -> tuple[int, ...]:
         """Insert the estimate's best missing words into ``cur``, or swap a word for a frequent one,
         while the best such edit gains more than ``prune_eps``."""
         cfg = self.cfg
-        self.limit = self.evals + cfg.insert_budget
+        self.limit = self.evals + (cfg.insert_budget if budget is None else budget)
         while not self._done():
             n = len(cur)
             est = self._est_add(self.cache[cur][1][None, :], target)[0]
