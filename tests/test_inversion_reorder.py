@@ -164,3 +164,13 @@ def test_finish_inserts_again_after_the_prune_clears_strays(search):
         assert "friday" not in _text(search, search._finish(target)).split()  # the prune alone
     finally:
         search.cfg.reinsert_budget = kept
+
+
+def test_address_phase_leaves_the_budget_alone_without_names(search):
+    """A text with no names has no address to try: the phase must not move the evaluation limit
+    (an early version raised it, and the final prune then spent more and changed nameless texts)."""
+    truth = "why is my order still pending after five days"
+    target, cur = _start(search, truth, "why is my order five days pending after", 10)
+    limit, evals = search.limit, search.evals
+    search._email_phase(target, random.Random(0), [], cur, 400)
+    assert (search.limit, search.evals) == (limit, evals)
