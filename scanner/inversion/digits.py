@@ -75,6 +75,12 @@ def head(group: str) -> str:
     return group[:k]
 
 
+def _split(group: str) -> tuple[str, str]:
+    """``(head, digits)`` of a group: ``("de", "50")`` for ``de50``, ``("", "5309")`` for ``5309``."""
+    h = head(group)
+    return h, group[len(h) :]
+
+
 def seed(lengths: Sequence[int | None], digits: str, groups: Sequence[str] = ()) -> list[str]:
     """Fill a shape's groups from the digits the word search found.
 
@@ -105,15 +111,15 @@ def render(groups: Sequence[str], sep: str) -> str:
     check digits its account calls for: every IBAN in use passes ISO 7064 mod-97, and the check
     digits are two wordpieces (``##50`` of ``de50``) a search would otherwise have to find too."""
     country = head(groups[0]) if groups else ""
-    if len(country) == 2 and country.upper() in IBAN_LENGTHS and _digits(groups).isdigit():
-        account = _digits(groups)[2:]
+    if len(country) == 2 and country.upper() in IBAN_LENGTHS and digits_of(groups).isdigit():
+        account = digits_of(groups)[2:]
         groups = _regroup(_check_digits(country, account) + account, groups)
     return sep.join(groups)
 
 
 def variants(group: str, free: bool, max_len: int = 3) -> list[str]:
     """One-digit edits of a group: substitutions, and for free-length groups insertions/deletions."""
-    h, body = head(group), group[len(head(group)) :]
+    h, body = _split(group)
     out = {body[:k] + c + body[k + 1 :] for k in range(len(body)) for c in "0123456789"}
     if free:
         if len(body) < max_len:
@@ -128,7 +134,7 @@ def prefixes(group: str, k: int, free: bool) -> list[str]:
     """Every value of a group's leading ``k`` digits, the rest kept (``5309`` -> ``0009`` … ``9909``).
 
     A short free-length group (a dotted quad's ``7``) takes every 1- to ``k``-digit value instead."""
-    h, body = head(group), group[len(head(group)) :]
+    h, body = _split(group)
     if free and len(body) <= k:
         return [h + str(n) for n in range(10**k) if str(n) != body]
     k = min(k, len(body))
@@ -144,7 +150,7 @@ def group_values(group: str, quad: bool) -> list[str]:
     runner-up, ``556`` is not near), so one-digit edits and prefixes stall. Up to three digits:
     all 10**n values; longer: every value of the leading three (``5309`` is ``530 ##9``), the rest
     kept, then :func:`tail_values`; a dotted quad's group: 0–255."""
-    h, body = head(group), group[len(head(group)) :]
+    h, body = _split(group)
     if quad:
         out = [str(n) for n in range(256)]
     else:
@@ -168,7 +174,7 @@ def transpositions(groups: Sequence[str]) -> list[list[str]]:
 
     Mean pooling sees a bag of wordpieces, so ``555-869-5307`` (the ``##9`` and ``##7`` of
     ``555-867-5309`` exchanged) scores 0.9996 and no change of one group improves it."""
-    flat = _digits(groups)
+    flat = digits_of(groups)
     out = []
     for a in range(len(flat)):
         for b in range(a + 1, len(flat)):
@@ -184,7 +190,7 @@ def block_exchanges(groups: Sequence[str], max_block: int = 4) -> list[list[str]
     The same bag-of-wordpieces blindness one level up: ``415-019-5558`` holds the pieces of
     ``415-555-0198`` (``555``, ``01``…) in another order and scores near it, but no single-digit
     exchange and no one group's value leads there; moving ``555`` in front of ``019`` does."""
-    flat = _digits(groups)
+    flat = digits_of(groups)
     n = len(flat)
     out = {}
     for a in range(n):
@@ -196,9 +202,9 @@ def block_exchanges(groups: Sequence[str], max_block: int = 4) -> list[list[str]
     return [_regroup(f, groups) for f in out]
 
 
-def _digits(groups: Sequence[str]) -> str:
+def digits_of(groups: Sequence[str]) -> str:
     """The number's digits in order, without the groups' letter heads."""
-    return "".join(g[len(head(g)) :] for g in groups)
+    return "".join(_split(g)[1] for g in groups)
 
 
 def _regroup(flat: str, groups: Sequence[str]) -> list[str]:
@@ -214,7 +220,7 @@ def _regroup(flat: str, groups: Sequence[str]) -> list[str]:
 
 def tail_values(group: str) -> list[str]:
     """The second stage for groups over three digits: each digit after the third, one at a time."""
-    h, body = head(group), group[len(head(group)) :]
+    h, body = _split(group)
     out = {h + body[:k] + c + body[k + 1 :] for k in range(3, len(body)) for c in "0123456789"}
     out.discard(group)
     return sorted(out)
@@ -246,6 +252,7 @@ __all__ = [
     "SHAPES",
     "TWINS",
     "block_exchanges",
+    "digits_of",
     "group_values",
     "head",
     "iban_lengths",
