@@ -174,3 +174,31 @@ def test_address_phase_leaves_the_budget_alone_without_names(search):
     limit, evals = search.limit, search.evals
     search._email_phase(target, random.Random(0), [], cur, 400)
     assert (search.limit, search.evals) == (limit, evals)
+
+
+def test_morph_edits_propose_inflections_joins_and_splits_but_no_fragments(search):
+    edits = {
+        _text(search, e) for e in search._morph_edits(search._seq("help access my account forgot my log in"))
+    }
+    assert "help accessing my account forgot my log in" in edits  # another inflection
+    assert "help access my account forgot my login" in edits  # two words joined
+    assert "help access my account for got my log in" in edits  # one word split
+    assert not any(" ac count " in e or " acc " in e for e in edits)  # no rare half
+    assert not any(e.startswith("help access mid ") for e in edits)  # short words keep their form
+    assert all(len(e.split()) in (7, 8, 9) for e in edits)
+
+
+def test_insert_pass_fixes_an_inflection_and_a_split_compound(search):
+    """``access`` for ``accessing`` and ``log in`` for ``login`` share most of their wordpieces
+    with the truth, so the estimate ranks neither; proposed as forms, each pays for itself."""
+    truth = "i forgot my login and need help accessing my account"
+    target, cur = _start(search, truth, "i forgot my log in and need help access my account", 1)
+    out = _text(search, search._insert(target, cur))
+    assert out == truth
+    kept = search.cfg.morph_per_pos
+    search.cfg.morph_per_pos = 0
+    try:
+        target, cur = _start(search, truth, "i forgot my log in and need help access my account", 1)
+        assert "login" not in _text(search, search._insert(target, cur)).split()
+    finally:
+        search.cfg.morph_per_pos = kept
