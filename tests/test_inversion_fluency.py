@@ -40,6 +40,23 @@ def test_lm_prefers_the_fluent_order_to_shuffles_of_the_same_words(lm):
 
 
 @needs_lm
+def test_slot_logprobs_read_the_same_probabilities_as_the_sentence_score(lm):
+    """Row ``i`` is the LM's next-token distribution after ``words[:i]``; the last row scores the
+    ending. On one-token words their sum is ``score``'s sentence log-probability."""
+    import torch
+
+    words = ["the", "report", "shows", "revenue"]
+    assert all(len(lm.word_ids(w, i == 0)) == 1 for i, w in enumerate(words))
+    lp = lm.slot_logprobs(words)
+    assert lp.shape[0] == len(words) + 1
+    firsts = [int(lm.first_tokens(words[:1], first=True)[0])] + lm.first_tokens(words[1:]).tolist()
+    total = sum(float(lp[i, t]) for i, t in enumerate(firsts)) + float(torch.logsumexp(lp[-1, lm.ends], 0))
+    assert total == pytest.approx(lm.score([words])[0], abs=1e-3)
+    # the left context makes the right word likelier than a wrong one in its slot
+    assert lp[2, lm.first_tokens(["shows"])[0]] > lp[2, lm.first_tokens(["see"])[0]]
+
+
+@needs_lm
 def test_orderings_are_permutations_of_the_bag_best_first(lm):
     bag = ["my", "email", "and", "my", "password", "reset"]
     orders = lm.orderings(bag, beam=8)

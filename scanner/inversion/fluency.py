@@ -187,6 +187,24 @@ class FluencyLM:
             )
         return ids
 
+    def first_tokens(self, words: Sequence[str], first: bool = False) -> Any:
+        """Each word's first LM token id (a long tensor), as it reads mid-sentence or, with
+        ``first``, at the start: the key that ``slot_logprobs`` rows are read with."""
+        return self.torch.tensor([self.word_ids(w.lower(), first)[0] for w in words], device=self.device)
+
+    def slot_logprobs(self, words: Sequence[str]) -> Any:
+        """Log-probabilities of the next token after each prefix ``words[:i]``, ``i`` from 0 to
+        ``n`` (an ``(n + 1) x vocab`` tensor, one forward pass): what the LM expects in each slot
+        from the left context alone."""
+        torch = self.torch
+        ids = self._seq_ids(words)
+        ends = [0]  # the start token predicts the first word; each word's last token the next
+        for i, w in enumerate(words):
+            ends.append(ends[-1] + len(self.word_ids(w.lower(), i == 0)))
+        with torch.inference_mode():
+            logits = self.lm(input_ids=torch.tensor([ids], device=self.device)).logits[0]
+        return torch.log_softmax(logits[ends].float(), dim=-1)
+
     def _seq_ids(self, words: Sequence[str]) -> list[int]:
         return [self.start] + [t for i, w in enumerate(words) for t in self.word_ids(w.lower(), i == 0)]
 

@@ -126,6 +126,12 @@ class WordSearchConfig:
     insert_words: int = 12
     insert_budget: int = 600
     insert_func_subs: int = 1
+    # With the word-order LM loaded, the insert pass ranks its candidates by the estimate plus this
+    # weight times the LM's log-probability for the slot (``_slot_edits``): ``insert_words`` words
+    # per slot to insert and ``func_words`` per word to swap in. Dev (30 texts): F1 0.848 -> 0.867,
+    # exact 14 -> 16 (``the quarterly report [see] -> shows``, ``please forward [the] receipt``).
+    # 0: the estimate's best words in every slot and the most frequent words as swaps.
+    lm_sub_weight: float = 0.002
     sub_per_pos: int = 4
     # Forms, in the insert pass (``_morph_edits``): each word swapped for its other inflections (the
     # ``morph_per_pos`` most frequent: ``access`` -> ``accessing``), two adjacent words joined (``log
@@ -345,6 +351,7 @@ class WordSearch:
         more = self.prior.topk(min(200, len(self.words))).indices  # probe_words of these, read per call
         self.probe = self.func + [w for w in more.tolist() if w not in set(self.func)]
         self._fluency: Any = None
+        self._first_tokens: Any = None  # the LM's first token of each word, read by ``_slot_subs``
         if self.cfg.lm_beam:
             self.fluency()  # loaded here, once, not inside the first vector's time
 
@@ -717,22 +724,64 @@ class WordSearch:
         cfg = self.cfg
         self.limit = self.evals + (cfg.insert_budget if budget is None else budget)
         while not self._done():
-            n = len(cur)
             got = self._evaluate(self._morph_edits(cur), target)
             if not self._gains(got, cur):
-                est = self._est_add(self.cache[cur][1][None, :], target)[0]
-                have = set(cur)
-                top = [w for w in est.topk(cfg.insert_words + n).indices.tolist() if w not in have]
-                top = [w for w in self.guess_words if w not in have] + top[: cfg.insert_words]
-                got = self._evaluate([cur[:i] + (w,) + cur[i:] for w in top for i in range(n + 1)], target)
+                inserts, subs = self._slot_edits(cur, target)
+                got = self._evaluate(inserts, target)
                 if cfg.insert_func_subs:
-                    subs = [cur[:i] + (w,) + cur[i + 1 :] for i in range(n) for w in self.func if w != cur[i]]
                     got += self._evaluate(subs, target)
             best = self._gains(got, cur)
             if best is None:
                 break
             cur = best
         return cur
+
+    def _slot_edits(
+        self, s: tuple[int, ...], target: Any
+    ) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
+        """The insert pass's candidates: for each slot, the ``insert_words`` words best to insert
+        there, and for each word, the ``func_words`` best to put in its place, both ranked by the
+        estimate plus the word-order LM's log-probability for the slot (``lm_sub_weight``).
+
+        Either alone ranks a one-word near miss far down (``the quarterly report [see] revenue``:
+        ``shows`` is 1,519th by the estimate, 183rd by the LM from the left context); together it
+        is 27th. Without the LM: the estimate's best words in every slot, and the most frequent
+        words as swaps."""
+        cfg = self.cfg
+        n = len(s)
+        have = set(s)
+        est = self._est_add(self.cache[s][1][None, :], target)[0]
+        lm = self.fluency() if cfg.lm_sub_weight else None
+        if lm is None or n < 2:
+            top = [w for w in est.topk(cfg.insert_words + n).indices.tolist() if w not in have]
+            top = [w for w in self.guess_words if w not in have] + top[: cfg.insert_words]
+            inserts = [s[:i] + (w,) + s[i:] for w in top for i in range(n + 1)]
+            return inserts, [s[:i] + (w,) + s[i + 1 :] for i in range(n) for w in self.func if w != s[i]]
+        if self._first_tokens is None:
+            alpha = [not w.isdigit() for w in self.words[: self.base_n]]
+            self._first_tokens = (
+                lm.first_tokens(self.words[: self.base_n], first=True),
+                lm.first_tokens(self.words[: self.base_n]),
+                self.torch.tensor(alpha, device=self.enc.device),
+            )
+        at_start, mid, wordlike = self._first_tokens
+        lp = lm.slot_logprobs([self.words[w] for w in s]).to(est.device)
+        fluent = self.torch.cat([lp[:1, at_start], lp[1:, mid]])  # (n + 1) slots
+        parts = self.enc.forward_ids([self._ids(s[:i] + s[i + 1 :]) for i in range(n)])[1]
+        self.evals += n
+        sub = self._est_add(parts, target)[:, : self.base_n] + cfg.lm_sub_weight * fluent[:n]
+        add = est[None, : self.base_n] + cfg.lm_sub_weight * fluent
+        sub = sub.masked_fill(~wordlike[None, :], -1e9).topk(cfg.func_words + 1, dim=1).indices.tolist()
+        add = add.masked_fill(~wordlike[None, :], -1e9).topk(cfg.insert_words + n, dim=1).indices.tolist()
+        guesses = [w for w in self.guess_words if w not in have]
+        inserts = [s[:i] + (w,) + s[i:] for i in range(n + 1) for w in guesses]
+        inserts += [
+            s[:i] + (w,) + s[i:]
+            for i, row in enumerate(add)
+            for w in [w for w in row if w not in have][: cfg.insert_words]
+        ]
+        subs = [s[:i] + (w,) + s[i + 1 :] for i, row in enumerate(sub) for w in row if w != s[i]]
+        return inserts, subs
 
     def _gains(self, got: Sequence[tuple[int, ...]], cur: tuple[int, ...]) -> tuple[int, ...] | None:
         """The best of ``got`` if it beats ``cur`` by more than ``prune_eps``: a word added must pay
