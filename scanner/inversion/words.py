@@ -757,20 +757,11 @@ class WordSearch:
             top = [w for w in self.guess_words if w not in have] + top[: cfg.insert_words]
             inserts = [s[:i] + (w,) + s[i:] for w in top for i in range(n + 1)]
             return inserts, [s[:i] + (w,) + s[i + 1 :] for i in range(n) for w in self.func if w != s[i]]
-        if self._first_tokens is None:
-            alpha = [not w.isdigit() for w in self.words[: self.base_n]]
-            self._first_tokens = (
-                lm.first_tokens(self.words[: self.base_n], first=True),
-                lm.first_tokens(self.words[: self.base_n]),
-                self.torch.tensor(alpha, device=self.enc.device),
-            )
-        at_start, mid, wordlike = self._first_tokens
-        lp = lm.slot_logprobs([self.words[w] for w in s]).to(est.device)
-        fluent = self.torch.cat([lp[:1, at_start], lp[1:, mid]])  # (n + 1) slots
+        fluent, wordlike = self._slot_fluency(lm, s)
         parts = self.enc.forward_ids([self._ids(s[:i] + s[i + 1 :]) for i in range(n)])[1]
         self.evals += n
-        sub = self._est_add(parts, target)[:, : self.base_n] + cfg.lm_sub_weight * fluent[:n]
-        add = est[None, : self.base_n] + cfg.lm_sub_weight * fluent
+        sub = self._est_add(parts, target)[:, : self.base_n] + fluent[:n]
+        add = est[None, : self.base_n] + fluent
         sub = sub.masked_fill(~wordlike[None, :], -1e9).topk(cfg.func_words + 1, dim=1).indices.tolist()
         add = add.masked_fill(~wordlike[None, :], -1e9).topk(cfg.insert_words + n, dim=1).indices.tolist()
         guesses = [w for w in self.guess_words if w not in have]
@@ -782,6 +773,21 @@ class WordSearch:
         ]
         subs = [s[:i] + (w,) + s[i + 1 :] for i, row in enumerate(sub) for w in row if w != s[i]]
         return inserts, subs
+
+    def _slot_fluency(self, lm: Any, s: tuple[int, ...]) -> tuple[Any, Any]:
+        """The LM's log-probability of each base-vocabulary word in each of ``s``'s ``n + 1`` slots
+        (from the words before it), weighted by ``lm_sub_weight``; and the mask of words that are
+        not digit groups (those have their own phases)."""
+        if self._first_tokens is None:
+            alpha = [not w.isdigit() for w in self.words[: self.base_n]]
+            self._first_tokens = (
+                lm.first_tokens(self.words[: self.base_n], first=True),
+                lm.first_tokens(self.words[: self.base_n]),
+                self.torch.tensor(alpha, device=self.enc.device),
+            )
+        at_start, mid, wordlike = self._first_tokens
+        lp = lm.slot_logprobs([self.words[w] for w in s]).to(self.enc.device)
+        return self.cfg.lm_sub_weight * self.torch.cat([lp[:1, at_start], lp[1:, mid]]), wordlike
 
     def _gains(self, got: Sequence[tuple[int, ...]], cur: tuple[int, ...]) -> tuple[int, ...] | None:
         """The best of ``got`` if it beats ``cur`` by more than ``prune_eps``: a word added must pay
