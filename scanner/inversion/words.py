@@ -351,7 +351,7 @@ class WordSearch:
         more = self.prior.topk(min(200, len(self.words))).indices  # probe_words of these, read per call
         self.probe = self.func + [w for w in more.tolist() if w not in set(self.func)]
         self._fluency: Any = None
-        self._first_tokens: Any = None  # the LM's first token of each word, read by ``_slot_subs``
+        self._first_tokens: Any = None  # the LM's first token of each word, read by ``_slot_fluency``
         if self.cfg.lm_beam:
             self.fluency()  # loaded here, once, not inside the first vector's time
 
@@ -716,8 +716,8 @@ class WordSearch:
         return self.best[0]
 
     def _insert(self, target: Any, cur: tuple[int, ...], budget: int | None = None) -> tuple[int, ...]:
-        """Another form of a word (``_morph_edits``), else the estimate's best missing word inserted
-        or a word swapped for a frequent one, while the best edit gains more than ``prune_eps``.
+        """Another form of a word (``_morph_edits``), else a word inserted or swapped for another
+        (``_slot_edits``), while the best edit gains more than ``prune_eps``.
 
         Forms first, as a class of their own: they are a few dozen candidates, where a round of
         inserts and swaps on a 12-word text takes the whole budget."""
