@@ -472,6 +472,9 @@ def test_ctrl_c_stops_workers_and_main(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         cwd=REPO,
         env=env,
+        # Ctrl-C as at a terminal: a test run started in the background (``cmd &`` in a script)
+        # hands its children SIGINT ignored, and a program started so rightly keeps ignoring it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         workers: list[int] = []
