@@ -352,8 +352,10 @@ class WordSearch:
         self.probe = self.func + [w for w in more.tolist() if w not in set(self.func)]
         self._fluency: Any = None
         self._first_tokens: Any = None  # the LM's first token of each word, read by ``_slot_fluency``
-        if self.cfg.lm_beam:
-            self.fluency()  # loaded here, once, not inside the first vector's time
+        if self.cfg.lm_beam or self.cfg.lm_sub_weight:
+            lm = self.fluency()  # loaded here, once, not inside the first vector's time
+            if lm is not None and self.cfg.lm_sub_weight:
+                self._first_tokens = self._word_first_tokens(lm)
 
     def fluency(self) -> Any:
         """The word-order LM (``fluency.load``: once per process), or None when it cannot load."""
@@ -778,16 +780,18 @@ class WordSearch:
         """The LM's log-probability of each base-vocabulary word in each of ``s``'s ``n + 1`` slots
         (from the words before it), weighted by ``lm_sub_weight``; and the mask of words that are
         not digit groups (those have their own phases)."""
-        if self._first_tokens is None:
-            alpha = [not w.isdigit() for w in self.words[: self.base_n]]
-            self._first_tokens = (
-                lm.first_tokens(self.words[: self.base_n], first=True),
-                lm.first_tokens(self.words[: self.base_n]),
-                self.torch.tensor(alpha, device=self.enc.device),
-            )
+        if self._first_tokens is None:  # built with the LM's load, unless that was lazy
+            self._first_tokens = self._word_first_tokens(lm)
         at_start, mid, wordlike = self._first_tokens
         lp = lm.slot_logprobs([self.words[w] for w in s]).to(self.enc.device)
         return self.cfg.lm_sub_weight * self.torch.cat([lp[:1, at_start], lp[1:, mid]]), wordlike
+
+    def _word_first_tokens(self, lm: Any) -> tuple[Any, Any, Any]:
+        """Each base-vocabulary word's first LM token at a text's start and mid-text, and the mask
+        of words that are not digit groups: the keys ``_slot_fluency`` reads the LM's rows with."""
+        base = self.words[: self.base_n]
+        wordlike = self.torch.tensor([not w.isdigit() for w in base], device=self.enc.device)
+        return lm.first_tokens(base, first=True), lm.first_tokens(base), wordlike
 
     def _gains(self, got: Sequence[tuple[int, ...]], cur: tuple[int, ...]) -> tuple[int, ...] | None:
         """The best of ``got`` if it beats ``cur`` by more than ``prune_eps``: a word added must pay
