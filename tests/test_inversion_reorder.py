@@ -1,6 +1,8 @@
 """Reorder, kicks and the email phase of the word search (issue #3), with the real model."""
 
+import logging
 import random
+import sys
 
 import pytest
 
@@ -221,3 +223,16 @@ def test_insert_pass_fixes_an_inflection_and_a_split_compound(search):
         assert "login" not in _text(search, search._insert(target, cur)).split()
     finally:
         search.cfg.morph_per_pos = kept
+
+
+def test_vocabulary_without_wordfreq_says_so_and_keeps_the_pieces(search, monkeypatch, caplog):
+    """A site without ``wordfreq`` still inverts, on the model's pieces, but far worse: it must not
+    pass silently (one GPU run without it fell from test F1 0.827 to 0.623)."""
+    from scanner.inversion.words import _vocabulary
+
+    monkeypatch.setitem(sys.modules, "wordfreq", None)  # import now raises ImportError
+    with caplog.at_level(logging.WARNING, logger="scanner.inversion.words"):
+        words, prior = _vocabulary(search.enc, 1000)
+    assert "wordfreq not importable" in caplog.text
+    assert "account" in words and "the" in words  # whole-word pieces of the model's vocabulary
+    assert len(words) == len(prior) and set(prior) >= {1.0}
