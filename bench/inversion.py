@@ -106,10 +106,13 @@ def set_knobs(inv: inversion.Inverter, items: list[str]) -> None:
             if text.lower() not in ("true", "false", "1", "0"):
                 raise SystemExit(f"{item!r}: expected true or false")
             value: object = text.lower() in ("true", "1")
-        elif old is None:
-            value = float(text)
         else:
-            value = type(old)(text)
+            try:
+                value = float(text) if old is None else type(old)(text)
+            except ValueError:
+                raise SystemExit(
+                    f"{item!r}: expected a {type(old).__name__ if old is not None else 'number'}"
+                ) from None
         setattr(cfg, knob, value)
 
 

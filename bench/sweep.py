@@ -54,38 +54,40 @@ def run_wave(variants: dict[str, list[str]], args: argparse.Namespace, stop_at: 
     pending = list(variants.items())
     running: dict[str, tuple[subprocess.Popen, Path, float]] = {}
     reports: dict[str, dict] = {}
-    tmp = Path(tempfile.mkdtemp(prefix="vecleak-sweep-"))
-    while pending or running:
-        while pending and len(running) < args.jobs and time.monotonic() < stop_at:
-            name, knobs = pending.pop(0)
-            out = tmp / f"{name}.json"
-            cmd = [sys.executable, str(HERE / "inversion.py"), "--set", args.set, "--device", args.device]
-            cmd += ["--threads", "1", "--no-baseline"] + [f"--knob={k}" for k in knobs]
-            cmd += ["--limit", str(args.limit)] if args.limit else []
-            with out.open("w") as fh:
-                running[name] = (
-                    subprocess.Popen(cmd, stdout=fh, stderr=subprocess.DEVNULL),
-                    out,
-                    time.monotonic(),
-                )
-        if time.monotonic() >= stop_at:
-            pending.clear()
-        for name, (proc, out, t0) in list(running.items()):
-            if proc.poll() is None and time.monotonic() < stop_at:
-                continue
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-                print(f"  {name}: stopped at the deadline", file=sys.stderr)
-            elif proc.returncode == 0:
-                report = json.loads(out.read_text())
-                report["wall_seconds"] = round(time.monotonic() - t0, 1)
-                reports[name] = report
-                print(f"  {name}: {summary(report['result'])}", file=sys.stderr, flush=True)
-            else:
-                print(f"  {name}: exit {proc.returncode}", file=sys.stderr)
-            del running[name]
-        time.sleep(0.5)
+    with tempfile.TemporaryDirectory(prefix="vecleak-sweep-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        while pending or running:
+            while pending and len(running) < args.jobs and time.monotonic() < stop_at:
+                name, knobs = pending.pop(0)
+                out = tmp / f"{name}.json"
+                cmd = [sys.executable, str(HERE / "inversion.py"), "--set", args.set, "--device", args.device]
+                cmd += ["--threads", "1", "--no-baseline"] + [f"--knob={k}" for k in knobs]
+                cmd += ["--limit", str(args.limit)] if args.limit else []
+                with out.open("w") as fh, out.with_suffix(".err").open("w") as err:
+                    running[name] = (
+                        subprocess.Popen(cmd, stdout=fh, stderr=err),
+                        out,
+                        time.monotonic(),
+                    )
+            if time.monotonic() >= stop_at:
+                pending.clear()
+            for name, (proc, out, t0) in list(running.items()):
+                if proc.poll() is None and time.monotonic() < stop_at:
+                    continue
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+                    print(f"  {name}: stopped at the deadline", file=sys.stderr)
+                elif proc.returncode == 0:
+                    report = json.loads(out.read_text())
+                    report["wall_seconds"] = round(time.monotonic() - t0, 1)
+                    reports[name] = report
+                    print(f"  {name}: {summary(report['result'])}", file=sys.stderr, flush=True)
+                else:
+                    why = out.with_suffix(".err").read_text(errors="replace").strip().splitlines()[-1:]
+                    print(f"  {name}: exit {proc.returncode}: {''.join(why)}", file=sys.stderr)
+                del running[name]
+            time.sleep(0.5)
     return reports
 
 

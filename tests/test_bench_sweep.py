@@ -70,3 +70,5 @@ def test_knob_overrides_take_each_knob_s_type_and_refuse_unknown_names():
     assert isinstance(cfg.insert_budget, int)
     with pytest.raises(SystemExit, match="unknown WordSearchConfig knob 'insert_budgt'"):
         bench.set_knobs(inv, ["insert_budgt=900"])
+    with pytest.raises(SystemExit, match="'insert_budget=lots': expected a int"):
+        bench.set_knobs(inv, ["insert_budget=lots"])
