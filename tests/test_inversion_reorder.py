@@ -19,6 +19,17 @@ def test_block_edits_cover_clause_swaps_moves_and_reversals():
     assert all(sorted(e) == list(s) for e in edits)  # a permutation, never a word lost or added
 
 
+def test_pivot_exchanges_swap_two_clauses_around_their_conjunction():
+    """``A and B`` -> ``B and A`` is two block exchanges away, so ``_block_edits`` lacks it."""
+    s = (0, 1, 2, 3, 4, 5, 6)  # 3 is the pivot: "need help now [and] i forgot it"
+    pivots = WordSearch._pivot_exchanges(s, 1)
+    assert (4, 5, 6, 3, 0, 1, 2) in pivots
+    assert (4, 5, 6, 3, 0, 1, 2) not in set(WordSearch._block_edits(s))
+    assert all(sorted(e) == list(s) for e in pivots)
+    two = set(WordSearch._pivot_exchanges(s, 2))
+    assert (5, 6, 3, 4, 0, 1, 2) in two and set(pivots) <= two  # "and then" as the pivot
+
+
 @pytest.fixture(scope="module")
 def search():
     pytest.importorskip("torch")
@@ -263,3 +274,26 @@ def test_vocabulary_without_wordfreq_says_so_and_keeps_the_pieces(search, monkey
     assert "wordfreq not importable" in caplog.text
     assert "account" in words and "the" in words  # whole-word pieces of the model's vocabulary
     assert len(words) == len(prior) and set(prior) >= {1.0}
+
+
+def test_finish_swaps_clauses_around_their_conjunction(search):
+    """Last, a stuck text gets the pivot exchanges: the clauses come back in order, and with the
+    pass off they stay swapped."""
+    truth = "my flight was cancelled and i need a refund"
+    swapped = "i need a refund and my flight was cancelled"
+    kept = search.cfg.reinsert_budget
+    search.cfg.reinsert_budget = 0  # the pivot pass alone
+    try:
+        target, cur = _start(search, truth, swapped, 10)
+        assert search.cache[cur][0] < search.cfg.kick_below
+        search.limit = search.evals
+        assert _text(search, search._finish(target)) == truth
+        search.cfg.pivot_budget, pivot = 0, search.cfg.pivot_budget
+        try:
+            target, cur = _start(search, truth, swapped, 10)
+            search.limit = search.evals
+            assert _text(search, search._finish(target)) == swapped
+        finally:
+            search.cfg.pivot_budget = pivot
+    finally:
+        search.cfg.reinsert_budget = kept
