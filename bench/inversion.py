@@ -100,7 +100,7 @@ def set_knobs(inv: inversion.Inverter, items: list[str]) -> None:
     for item in items:
         knob, _, text = item.partition("=")
         if not hasattr(cfg, knob):
-            raise SystemExit(f"unknown WordSearchConfig knob {knob!r} in {item!r}")
+            raise SystemExit(f"unknown {type(cfg).__name__} knob {knob!r} in {item!r}")
         old = getattr(cfg, knob)
         if isinstance(old, bool):  # bool("False") would be True, so booleans are spelled out
             if text.lower() not in ("true", "false", "1", "0"):
@@ -175,6 +175,12 @@ def main() -> int:
     )
     ap.add_argument("--progress", action="store_true", help="a line per vector on stderr as it finishes")
     args = ap.parse_args()
+    if args.baseline_set and not args.no_baseline and args.baseline_method != "words":
+        # The baseline is the wordpiece search by default, whose config has none of these knobs.
+        ap.error(
+            "--baseline-set takes word-search knobs: add --baseline-method words "
+            "(and --baseline-budget 2500, the word search's default budget)"
+        )
     global PROGRESS
     PROGRESS = args.progress
     refs = [x for x in (DATA / f"inversion_{args.set}.txt").read_text().splitlines() if x.strip()]

@@ -72,3 +72,16 @@ def test_knob_overrides_take_each_knob_s_type_and_refuse_unknown_names():
         bench.set_knobs(inv, ["insert_budgt=900"])
     with pytest.raises(SystemExit, match="'insert_budget=lots': expected a int"):
         bench.set_knobs(inv, ["insert_budget=lots"])
+
+
+def test_baseline_knobs_without_the_word_search_baseline_fail_before_any_run(monkeypatch, capsys):
+    """The baseline is the wordpiece search unless told otherwise; its config has no word-search
+    knobs, so ``--baseline-set`` alone must say what to add, not fail after the result run."""
+    pytest.importorskip("sacrebleu")
+    import inversion as bench
+
+    monkeypatch.setattr(sys, "argv", ["inversion.py", "--set", "test", "--baseline-set", "pivot_budget=0"])
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main()
+    assert exit_info.value.code == 2
+    assert "add --baseline-method words" in capsys.readouterr().err
