@@ -297,3 +297,30 @@ def test_finish_swaps_clauses_around_their_conjunction(search):
             search.cfg.pivot_budget = pivot
     finally:
         search.cfg.reinsert_budget = kept
+
+
+def test_finish_sweeps_a_missing_function_word_into_a_near_converged_text(search):
+    """Near convergence, the frequent words are tried in every slot, and the missing ``by`` pays for
+    itself; with the sweep off, the text ends without it, at a lower cosine."""
+    truth = "my password was reset by the admin yesterday"
+    short = "my password was reset the admin yesterday"
+    kept = search.cfg.reinsert_budget
+    search.cfg.reinsert_budget = 0  # the sweep alone
+    try:
+        target, cur = _start(search, truth, short, 10)
+        assert search.cfg.final_sweep_above <= search.cache[cur][0] < search.cfg.stop_cos
+        search.limit = search.evals
+        swept = search._finish(target)
+        assert "by" in _text(search, swept).split()
+        swept_cos = search.cache[swept][0]
+        search.cfg.final_sweep_budget, sweep = 0, search.cfg.final_sweep_budget
+        try:
+            target, cur = _start(search, truth, short, 10)
+            search.limit = search.evals
+            plain = search._finish(target)
+            assert "by" not in _text(search, plain).split()
+            assert search.cache[plain][0] < swept_cos
+        finally:
+            search.cfg.final_sweep_budget = sweep
+    finally:
+        search.cfg.reinsert_budget = kept
