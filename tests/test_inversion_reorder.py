@@ -304,8 +304,8 @@ def test_finish_sweeps_a_missing_function_word_into_a_near_converged_text(search
     itself; with the sweep off, the text ends without it, at a lower cosine."""
     truth = "my password was reset by the admin yesterday"
     short = "my password was reset the admin yesterday"
-    kept = search.cfg.reinsert_budget
-    search.cfg.reinsert_budget = 0  # the sweep alone
+    kept = search.cfg.reinsert_budget, search.cfg.lookahead_budget
+    search.cfg.reinsert_budget = search.cfg.lookahead_budget = 0  # the sweep alone
     try:
         target, cur = _start(search, truth, short, 10)
         assert search.cfg.final_sweep_above <= search.cache[cur][0] < search.cfg.stop_cos
@@ -322,5 +322,34 @@ def test_finish_sweeps_a_missing_function_word_into_a_near_converged_text(search
             assert search.cache[plain][0] < swept_cos
         finally:
             search.cfg.final_sweep_budget = sweep
+    finally:
+        search.cfg.reinsert_budget, search.cfg.lookahead_budget = kept
+
+
+def test_swap_edits_replace_one_word_at_a_time():
+    edits = WordSearch._swap_edits((0, 1, 2), (1, 7))
+    assert edits == [(1, 1, 2), (7, 1, 2), (0, 7, 2), (0, 1, 1), (0, 1, 7)]  # never a word for itself
+
+
+def test_finish_looks_two_edits_ahead_where_one_does_not_pay(search):
+    """``the berlin shipment`` needs ``to`` inserted and ``berlin`` moved: the insert alone gains
+    less than ``prune_eps`` and the move alone loses, so only the lookahead reaches the truth; with
+    it off, the text ends as it started."""
+    truth = "the shipment to berlin was delayed because of the storm"
+    start = "the berlin shipment was delayed because of the storm"
+    kept = search.cfg.reinsert_budget
+    search.cfg.reinsert_budget = 0
+    try:
+        target, cur = _start(search, truth, start, 10)
+        assert search.cfg.final_sweep_above <= search.cache[cur][0] < search.cfg.stop_cos
+        search.limit = search.evals
+        assert _text(search, search._finish(target)) == truth
+        search.cfg.lookahead_budget, lookahead = 0, search.cfg.lookahead_budget
+        try:
+            target, cur = _start(search, truth, start, 10)
+            search.limit = search.evals
+            assert _text(search, search._finish(target)) == start
+        finally:
+            search.cfg.lookahead_budget = lookahead
     finally:
         search.cfg.reinsert_budget = kept
