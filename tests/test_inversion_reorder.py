@@ -276,27 +276,38 @@ def test_vocabulary_without_wordfreq_says_so_and_keeps_the_pieces(search, monkey
     assert len(words) == len(prior) and set(prior) >= {1.0}
 
 
+def _finish_on_and_off(search, truth: str, start: str, knob: str, off: tuple[str, ...] = ()):
+    """``_finish`` from ``start`` toward ``truth``'s vector with ``knob`` as configured, then with
+    ``knob`` at 0; the ``off`` knobs (and the insert-again pass) at 0 both times. Returns the start's
+    cosine and each run's (text, cosine)."""
+    names = ("reinsert_budget", *off)
+    kept = {name: getattr(search.cfg, name) for name in (*names, knob)}
+    runs = []
+    try:
+        for name in names:
+            setattr(search.cfg, name, 0)
+        for on in (True, False):
+            if not on:
+                setattr(search.cfg, knob, 0)
+            target, cur = _start(search, truth, start, 10)
+            search.limit = search.evals
+            out = search._finish(target)
+            runs.append((_text(search, out), search.cache[out][0]))
+    finally:
+        for name, value in kept.items():
+            setattr(search.cfg, name, value)
+    return search.cache[search._seq(start)][0], runs[0], runs[1]
+
+
 def test_finish_swaps_clauses_around_their_conjunction(search):
     """Last, a stuck text gets the pivot exchanges: the clauses come back in order, and with the
     pass off they stay swapped."""
     truth = "my flight was cancelled and i need a refund"
     swapped = "i need a refund and my flight was cancelled"
-    kept = search.cfg.reinsert_budget
-    search.cfg.reinsert_budget = 0  # the pivot pass alone
-    try:
-        target, cur = _start(search, truth, swapped, 10)
-        assert search.cache[cur][0] < search.cfg.kick_below
-        search.limit = search.evals
-        assert _text(search, search._finish(target)) == truth
-        search.cfg.pivot_budget, pivot = 0, search.cfg.pivot_budget
-        try:
-            target, cur = _start(search, truth, swapped, 10)
-            search.limit = search.evals
-            assert _text(search, search._finish(target)) == swapped
-        finally:
-            search.cfg.pivot_budget = pivot
-    finally:
-        search.cfg.reinsert_budget = kept
+    first, (on, _), (off, _) = _finish_on_and_off(search, truth, swapped, "pivot_budget")
+    assert first < search.cfg.kick_below
+    assert on == truth
+    assert off == swapped
 
 
 def test_finish_sweeps_a_missing_function_word_into_a_near_converged_text(search):
@@ -304,26 +315,17 @@ def test_finish_sweeps_a_missing_function_word_into_a_near_converged_text(search
     itself; with the sweep off, the text ends without it, at a lower cosine."""
     truth = "my password was reset by the admin yesterday"
     short = "my password was reset the admin yesterday"
-    kept = search.cfg.reinsert_budget, search.cfg.lookahead_budget
-    search.cfg.reinsert_budget = search.cfg.lookahead_budget = 0  # the sweep alone
-    try:
-        target, cur = _start(search, truth, short, 10)
-        assert search.cfg.final_sweep_above <= search.cache[cur][0] < search.cfg.stop_cos
-        search.limit = search.evals
-        swept = search._finish(target)
-        assert "by" in _text(search, swept).split()
-        swept_cos = search.cache[swept][0]
-        search.cfg.final_sweep_budget, sweep = 0, search.cfg.final_sweep_budget
-        try:
-            target, cur = _start(search, truth, short, 10)
-            search.limit = search.evals
-            plain = search._finish(target)
-            assert "by" not in _text(search, plain).split()
-            assert search.cache[plain][0] < swept_cos
-        finally:
-            search.cfg.final_sweep_budget = sweep
-    finally:
-        search.cfg.reinsert_budget, search.cfg.lookahead_budget = kept
+    first, (swept, swept_cos), (plain, plain_cos) = _finish_on_and_off(
+        search,
+        truth,
+        short,
+        "final_sweep_budget",
+        off=("lookahead_budget",),  # the sweep alone
+    )
+    assert search.cfg.final_sweep_above <= first < search.cfg.stop_cos
+    assert "by" in swept.split()
+    assert "by" not in plain.split()
+    assert plain_cos < swept_cos
 
 
 def test_swap_edits_replace_one_word_at_a_time():
@@ -337,19 +339,7 @@ def test_finish_looks_two_edits_ahead_where_one_does_not_pay(search):
     it off, the text ends as it started."""
     truth = "the shipment to berlin was delayed because of the storm"
     start = "the berlin shipment was delayed because of the storm"
-    kept = search.cfg.reinsert_budget
-    search.cfg.reinsert_budget = 0
-    try:
-        target, cur = _start(search, truth, start, 10)
-        assert search.cfg.final_sweep_above <= search.cache[cur][0] < search.cfg.stop_cos
-        search.limit = search.evals
-        assert _text(search, search._finish(target)) == truth
-        search.cfg.lookahead_budget, lookahead = 0, search.cfg.lookahead_budget
-        try:
-            target, cur = _start(search, truth, start, 10)
-            search.limit = search.evals
-            assert _text(search, search._finish(target)) == start
-        finally:
-            search.cfg.lookahead_budget = lookahead
-    finally:
-        search.cfg.reinsert_budget = kept
+    first, (on, _), (off, _) = _finish_on_and_off(search, truth, start, "lookahead_budget")
+    assert search.cfg.final_sweep_above <= first < search.cfg.stop_cos
+    assert on == truth
+    assert off == start
