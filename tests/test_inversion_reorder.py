@@ -38,10 +38,21 @@ def search():
     return inversion.Inverter(device="cpu", budget=400, threads=2).search
 
 
+def _units(search, text: str) -> tuple[int, ...]:
+    """``text`` as the search's units, each address (``a.b@c.com``) one unit as the email phase makes it."""
+    out: tuple[int, ...] = ()
+    for token in text.split():
+        if "@" in token.strip("@"):
+            out += (search._compound((), tuple(search.enc.tokenize(token))),)
+        else:
+            out += search._seq(token)
+    return out
+
+
 def _start(search, truth: str, text: str, budget: int):
     target = search._reset(search.enc.embed_texts([truth])[0])
     search.limit = budget
-    cur = search._seq(text)
+    cur = _units(search, text)
     assert search._evaluate([cur], target)
     return target, cur
 
@@ -296,7 +307,7 @@ def _finish_on_and_off(search, truth: str, start: str, knob: str, off: tuple[str
     finally:
         for name, value in kept.items():
             setattr(search.cfg, name, value)
-    return search.cache[search._seq(start)][0], runs[0], runs[1]
+    return search.cache[_units(search, start)][0], runs[0], runs[1]
 
 
 def test_finish_swaps_clauses_around_their_conjunction(search):
@@ -343,3 +354,27 @@ def test_finish_looks_two_edits_ahead_where_one_does_not_pay(search):
     assert search.cfg.final_sweep_above <= first < search.cfg.stop_cos
     assert on == truth
     assert off == start
+
+
+def test_finish_swaps_an_address_s_domain_in_context(search):
+    """An address at the wrong common domain, or at a made-up one beside the word that names its
+    own: in place, the right domain wins; with the swap off, the address stays as it was."""
+    for truth, start, right in [
+        (
+            "forward the contract to maria.garcia@yahoo.com today",
+            "forward the contract to maria.garcia@gmail.com today",
+            "maria.garcia@yahoo.com",
+        ),
+        (
+            "email tom@bluebird.net about the new schedule",
+            "email tom@may.net about the new bluebird schedule",
+            "tom@bluebird.net",
+        ),
+    ]:
+        first, (on, on_cos), (off, off_cos) = _finish_on_and_off(
+            search, truth, start, "domain_swap_budget", off=("lookahead_budget", "final_sweep_budget")
+        )
+        assert first < search.cfg.stop_cos
+        assert right in on.split(), on
+        assert right not in off.split(), off
+        assert on_cos > off_cos

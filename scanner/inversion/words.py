@@ -229,6 +229,12 @@ class WordSearchConfig:
     # (up to ``own_domains``) as the domain's name, with the top-level domains the bag holds or
     # else ``EMAIL_TLDS[:4]``, ranked with the best local part. 0 turns them off.
     own_domains: int = 8
+    # In the final prune's text, each address with every other common domain and the domains named
+    # after the text's content words (``_domain_swaps``), in place, with its own evaluations (about
+    # 40 an address); the best text wins, then a prune. 0 turns it off.
+    domain_swap_budget: int = 60
+    domain_swap_starts: int = 2
+    domain_swap_repair: int = 150
     email_gate: float = 0.15
     # Word-order prior (``fluency``, issue #3): once the repair and reorder are stuck, a beam of
     # ``lm_beam`` under a small causal LM orders the best text's words (next word from the bag),
@@ -573,6 +579,18 @@ class WordSearch:
         word pays for itself (``tomorrow`` -> ``friday``, 0.996)."""
         cfg = self.cfg
         out = self._prune(target, self.best[0])
+        if cfg.domain_swap_budget and self.cache[out][0] < cfg.stop_cos and self._has_address(out):
+            self.limit = self.evals + cfg.domain_swap_budget
+            got = self._evaluate(self._domain_swaps(out), target)
+            rng = random.Random(cfg.seed)
+            for start in self._top(got, cfg.domain_swap_starts):
+                # Its words were bent around the old domain (``tom@may.net that please bluebird …``):
+                # a swap alone can lose where the swap and a short repair win, as with a kick.
+                self.limit = self.evals + cfg.domain_swap_repair
+                self._repair(target, rng, [], start)
+            better = self._top([out, self.best[0]], 1)[0]
+            if better != out:
+                out = self._prune(target, better)
         if cfg.reinsert_budget and self.cache[out][0] < cfg.stop_cos:
             again = self._insert(target, out, cfg.reinsert_budget)
             if again != out:
@@ -1328,24 +1346,49 @@ class WordSearch:
         at = self.index["@"]
         if not self.cfg.own_domains or at not in s:
             return []
-        common = set(self.probe[: self.cfg.sweep_words])
-
-        def stem(w: int) -> bool:
-            word = self.words[w]
-            return (
-                word.isalpha()
-                and len(word) >= 3
-                and not self.is_name[w]
-                and w not in common
-                and w not in self.email_cue
-                and word not in EMAIL_TLDS
-            )
-
         tlds = [self.words[w] for w in dict.fromkeys(s) if self.words[w] in EMAIL_TLDS]
         after_at = [w for i, w in enumerate(s) if at in s[max(i - 2, 0) : i]]
-        stems = [self.words[w] for w in dict.fromkeys(after_at + (list(s) if tlds else [])) if stem(w)]
+        stems = self._domain_stems(after_at + (list(s) if tlds else []))
         tlds = tlds or list(EMAIL_TLDS[:4])
         return [tuple(self.enc.tokenize(f"{x}.{tld}")) for x in stems[: self.cfg.own_domains] for tld in tlds]
+
+    def _domain_stems(self, words: Sequence[int]) -> list[str]:
+        """The content words of ``words`` that could name an organisation's domain, in order: not
+        names, not frequent words, not address pieces or top-level domains."""
+        common = set(self.probe[: self.cfg.sweep_words])
+        return [
+            self.words[w]
+            for w in dict.fromkeys(words)
+            if self.words[w].isalpha()
+            and len(self.words[w]) >= 3
+            and not self.is_name[w]
+            and w not in common
+            and w not in self.email_cue
+            and self.words[w] not in EMAIL_TLDS
+        ]
+
+    def _domain_swaps(self, s: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """Each address of ``s`` in its place with another domain: every common one, and one named
+        after each content word of ``s`` (``own_domains`` of them) with the address's own top-level
+        domain or one of the first four.
+
+        The email phase ranks domains by the address's cosine alone and splices only the best, and
+        alone the right domain can rank second (``tom@may.net`` over ``tom@bluebird.net``, with
+        ``bluebird`` loose in the text); in context it wins."""
+        out = []
+        stems = self._domain_stems(s)[: self.cfg.own_domains]
+        for i, w in enumerate(s):
+            word = self.words[w]
+            if "@" not in word or word == "@":
+                continue
+            local, domain = word.split("@", 1)
+            tlds = dict.fromkeys([domain.rsplit(".", 1)[-1], *EMAIL_TLDS[:4]])
+            for d in [*EMAIL_DOMAINS, *(f"{x}.{t}" for x in stems for t in tlds)]:
+                if d != domain:
+                    unit = self._compound((), tuple(self.enc.tokenize(f"{local}@{d}")))
+                    if unit is not None:
+                        out.append(s[:i] + (unit,) + s[i + 1 :])
+        return out
 
     def _email_units(self, s: tuple[int, ...], target: Any) -> list[int]:
         """Address units from the name-like words of ``s``, best first by their cosine alone.
