@@ -571,9 +571,10 @@ class WordSearch:
         return self._outcome(self._finish(target), trace)
 
     def _finish(self, target: Any) -> tuple[int, ...]:
-        """The final prune; then, below ``stop_cos``, one more insert pass and a prune again; then,
-        below ``kick_below``, the pivot exchanges (``_pivot_exchanges``); then, near convergence,
-        a sweep of frequent words into every slot.
+        """The final prune; then, below ``stop_cos``, each address at other domains
+        (``_domain_swap``), one more insert pass and a prune again; then, below ``kick_below``, the
+        pivot exchanges (``_pivot_exchanges``); then, near convergence, a sweep of frequent words
+        into every slot and two edits at once (``_lookahead``).
 
         The prune drops stray words two at a time where each alone costs a little (dev: ``send in
         the report done to james.wilson@company.com tomorrow`` 0.978 -> ``send the report to … tomorrow``
@@ -582,17 +583,7 @@ class WordSearch:
         cfg = self.cfg
         out = self._prune(target, self.best[0])
         if cfg.domain_swap_budget and self.cache[out][0] < cfg.stop_cos and self._has_address(out):
-            self.limit = self.evals + cfg.domain_swap_budget
-            got = self._evaluate(self._domain_swaps(out), target)
-            rng = random.Random(cfg.seed)
-            for start in self._top(got, cfg.domain_swap_starts):
-                # Its words were bent around the old domain (``tom@may.net that please bluebird …``):
-                # a swap alone can lose where the swap and a short repair win, as with a kick.
-                self.limit = self.evals + cfg.domain_swap_repair
-                self._repair(target, rng, [], start)
-            better = self._top([out, self.best[0]], 1)[0]
-            if better != out:
-                out = self._prune(target, better)
+            out = self._domain_swap(target, out)
         if cfg.reinsert_budget and self.cache[out][0] < cfg.stop_cos:
             again = self._insert(target, out, cfg.reinsert_budget)
             if again != out:
@@ -614,6 +605,21 @@ class WordSearch:
             out = self._lookahead(target, out)
         return out
 
+    def _domain_swap(self, target: Any, cur: tuple[int, ...]) -> tuple[int, ...]:
+        """``cur``'s addresses at other domains (``_domain_swaps``), the best few each repaired
+        briefly; the best text, pruned, if it beats ``cur``."""
+        cfg = self.cfg
+        self.limit = self.evals + cfg.domain_swap_budget
+        got = self._evaluate(self._domain_swaps(cur), target)
+        rng = random.Random(cfg.seed)
+        for start in self._top(got, cfg.domain_swap_starts):
+            # Its words were bent around the old domain (``tom@may.net that please bluebird …``):
+            # a swap alone can lose where the swap and a short repair win, as with a kick.
+            self.limit = self.evals + cfg.domain_swap_repair
+            self._repair(target, rng, [], start)
+        better = self._top([cur, self.best[0]], 1)[0]
+        return cur if better == cur else self._prune(target, better)
+
     def _lookahead(self, target: Any, cur: tuple[int, ...]) -> tuple[int, ...]:
         """Single edits of ``cur``, then moves and deletions from the best of them that did not pay
         on their own; the best text that beats ``cur`` by more than ``prune_eps``, while one does.
@@ -627,8 +633,8 @@ class WordSearch:
         def local(s: tuple[int, ...]) -> list[tuple[int, ...]]:
             return self._edits("delete", s, target, rng) + self._edits("near", s, target, rng)
 
+        words = self.probe[: cfg.final_sweep_words]
         while not self._done():
-            words = self.probe[: cfg.final_sweep_words]
             got = self._evaluate(
                 local(cur) + self._sweep_edits(cur, words) + self._swap_edits(cur, self.func), target
             )
