@@ -378,3 +378,15 @@ def test_finish_swaps_an_address_s_domain_in_context(search):
         assert right in on.split(), on
         assert right not in off.split(), off
         assert on_cos > off_cos
+
+
+def test_finish_repairs_from_the_best_pivot_exchanges(search):
+    """A stuck text whose words were bent around a wrong order: no exchange beats it alone, but a
+    short repair from the best exchanges reaches the truth; without those repairs it stays put."""
+    truth = "ask tom@bluebird.net for the new schedule"
+    start = "bluebird as new schedule ask tom@bluebird.net that schedule please"
+    first, (on, on_cos), (off, off_cos) = _finish_on_and_off(search, truth, start, "pivot_starts")
+    assert first < search.cfg.kick_below
+    assert off == start
+    assert on == truth
+    assert on_cos > off_cos

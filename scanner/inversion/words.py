@@ -286,6 +286,14 @@ class WordSearchConfig:
     # changed none. 0 turns it off.
     pivot_budget: int = 400
     pivot_max: int = 2
+    # Then the best ``pivot_starts`` exchanges, better or not, are each repaired with ``pivot_repair``
+    # evaluations (their own), and the best end, pruned, replaces the text if it scores higher: a
+    # restart from an order the repair had no path to, like a kick (dev: ``bluebird as new schedule
+    # ask tom@bluebird.net that schedule please`` 0.9771 -> exact; F1 0.881 -> 0.894, 20 -> 21 exact,
+    # +5.5% evaluations; every exchange of two blocks instead, with 1,000 evaluations, lost that
+    # text). 0 turns the repairs off.
+    pivot_starts: int = 3
+    pivot_repair: int = 300
     # Then, on a text between ``final_sweep_above`` and ``stop_cos``, each of the ``final_sweep_words``
     # most frequent words and punctuation tried in every slot, repeated while one gains more than
     # ``prune_eps``, with its own ``final_sweep_budget`` evaluations. A near-converged text most
@@ -589,9 +597,7 @@ class WordSearch:
             if again != out:
                 out = self._prune(target, again)
         if cfg.pivot_budget and self.cache[out][0] < cfg.kick_below:
-            self.limit = self.evals + cfg.pivot_budget
-            got = self._evaluate(self._pivot_exchanges(out, cfg.pivot_max), target)
-            out = self._top([out, *got], 1)[0]
+            out = self._pivot(target, out)
         if cfg.final_sweep_budget and cfg.final_sweep_above <= self.cache[out][0] < cfg.stop_cos:
             self.limit = self.evals + cfg.final_sweep_budget
             words = self.probe[: cfg.final_sweep_words]
@@ -619,6 +625,27 @@ class WordSearch:
             self._repair(target, rng, [], start)
         better = self._top([cur, self.best[0]], 1)[0]
         return cur if better == cur else self._prune(target, better)
+
+    def _pivot(self, target: Any, cur: tuple[int, ...]) -> tuple[int, ...]:
+        """The best pivot exchange of ``cur`` (``_pivot_exchanges``); then, with ``pivot_starts``,
+        a short repair from each of the best few exchanges, and the best end, pruned, if it beats
+        the best exchange."""
+        cfg = self.cfg
+        self.limit = self.evals + cfg.pivot_budget
+        got = self._evaluate(self._pivot_exchanges(cur, cfg.pivot_max), target)
+        out = self._top([cur, *got], 1)[0]
+        if not cfg.pivot_starts:
+            return out
+        rng = random.Random(cfg.seed)
+        ends = []
+        for start in self._top(got, cfg.pivot_starts):
+            self.limit = self.evals + cfg.pivot_repair
+            ends.append(self._repair(target, rng, [], start))
+        end = self._top([out, *ends], 1)[0]
+        if end == out:
+            return out
+        end = self._prune(target, end)
+        return end if self.cache[end][0] > self.cache[out][0] else out
 
     def _lookahead(self, target: Any, cur: tuple[int, ...]) -> tuple[int, ...]:
         """Single edits of ``cur``, then moves and deletions from the best of them that did not pay
