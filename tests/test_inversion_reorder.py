@@ -390,3 +390,22 @@ def test_finish_repairs_from_the_best_pivot_exchanges(search):
     assert off == start
     assert on == truth
     assert on_cos > off_cos
+
+
+def test_unit_slots_move_a_parked_number_and_repair_the_words_around_it(search):
+    """A number parked first, with the words bent around it: in another slot and after a short
+    repair, the words come closer to the truth and the cosine rises; the number stays one unit."""
+    from scanner.inversion.metrics import token_f1
+
+    truth = "the clinic phone is 303-555-0176 if you have questions"
+    start = "303-555-0176 clinic phone has the clinic have questions if but you"
+    target = search._reset(search.enc.embed_texts([truth])[0])
+    unit = search._unit("303-555-0176")
+    cur = (unit, *search._seq(start.split(" ", 1)[1]))
+    search.limit = 1
+    assert search._evaluate([cur], target)
+    search.parked = (unit, ["303", "555", "0176"], (3, 3, 4), "-")
+    out = search._unit_slots(target, cur)
+    assert out.count(unit) == 1 and out[0] != unit
+    assert search.cache[out][0] > search.cache[cur][0]
+    assert token_f1(_text(search, out), truth) > token_f1(start, truth)

@@ -294,6 +294,14 @@ class WordSearchConfig:
     # text). 0 turns the repairs off.
     pivot_starts: int = 3
     pivot_repair: int = 300
+    # Before the digit polish, on a text below ``kick_below`` with a parked number: the number in
+    # every other slot, and the best ``unit_slot_starts`` of those each repaired with
+    # ``unit_slot_repair`` evaluations (their own). The words were bent around where the number
+    # sat; the polish then fits the digits to the better words (dev: ``303-884-6277 clinic phone has
+    # the clinic have questions if but you`` 0.9813 -> ``the clinic phone is 303-637-5550 if you
+    # have questions`` 0.9971; F1 0.894 -> 0.902, +6.8% evaluations). 0 turns it off.
+    unit_slot_starts: int = 3
+    unit_slot_repair: int = 300
     # Then, on a text between ``final_sweep_above`` and ``stop_cos``, each of the ``final_sweep_words``
     # most frequent words and punctuation tried in every slot, repeated while one gains more than
     # ``prune_eps``, with its own ``final_sweep_budget`` evaluations. A near-converged text most
@@ -562,6 +570,8 @@ class WordSearch:
             limit = self.limit
             self._email_phase(target, rng, trace, self.best[0], cfg.email_late_budget)
             self.limit = max(limit, self.evals)  # its own evaluations: the later phases' are unchanged
+        if cfg.unit_slot_starts and self.parked is not None and self.best[1] < cfg.kick_below:
+            self._unit_slots(target, self.best[0])
         if (cfg.digit_polish or cfg.group_budget) and self.parked is not None and self.best[1] < cfg.stop_cos:
             # The per-group search fits the digits to the words around them: prune the stray ones
             # first (``call me i at … tomorrow @ morning``), or it fits the number to them and
@@ -613,18 +623,25 @@ class WordSearch:
 
     def _domain_swap(self, target: Any, cur: tuple[int, ...]) -> tuple[int, ...]:
         """``cur``'s addresses at other domains (``_domain_swaps``), the best few each repaired
-        briefly; the best text, pruned, if it beats ``cur``."""
+        briefly (``_restarts``)."""
         cfg = self.cfg
         self.limit = self.evals + cfg.domain_swap_budget
         got = self._evaluate(self._domain_swaps(cur), target)
-        rng = random.Random(cfg.seed)
-        for start in self._top(got, cfg.domain_swap_starts):
-            # Its words were bent around the old domain (``tom@may.net that please bluebird …``):
-            # a swap alone can lose where the swap and a short repair win, as with a kick.
-            self.limit = self.evals + cfg.domain_swap_repair
-            self._repair(target, rng, [], start)
-        better = self._top([cur, self.best[0]], 1)[0]
-        return cur if better == cur else self._prune(target, better)
+        # Its words were bent around the old domain (``tom@may.net that please bluebird …``): a
+        # swap alone can lose where the swap and a short repair win.
+        return self._restarts(target, cur, self._top(got, cfg.domain_swap_starts), cfg.domain_swap_repair)
+
+    def _unit_slots(self, target: Any, cur: tuple[int, ...]) -> tuple[int, ...]:
+        """The parked number in every other slot of ``cur``, the best few each repaired briefly
+        (``_restarts``), with their own evaluations."""
+        unit = self.parked[0]
+        if unit not in cur:
+            return cur
+        rest = tuple(w for w in cur if w != unit)
+        self.limit = self.evals + len(rest) + 1
+        got = self._evaluate([rest[:j] + (unit,) + rest[j:] for j in range(len(rest) + 1)], target)
+        starts = self._top([c for c in got if c != cur], self.cfg.unit_slot_starts)
+        return self._restarts(target, cur, starts, self.cfg.unit_slot_repair)
 
     def _pivot(self, target: Any, cur: tuple[int, ...]) -> tuple[int, ...]:
         """The best pivot exchange of ``cur`` (``_pivot_exchanges``); then, with ``pivot_starts``,
@@ -634,18 +651,26 @@ class WordSearch:
         self.limit = self.evals + cfg.pivot_budget
         got = self._evaluate(self._pivot_exchanges(cur, cfg.pivot_max), target)
         out = self._top([cur, *got], 1)[0]
-        if not cfg.pivot_starts:
-            return out
-        rng = random.Random(cfg.seed)
+        return self._restarts(target, out, self._top(got, cfg.pivot_starts), cfg.pivot_repair)
+
+    def _restarts(
+        self, target: Any, cur: tuple[int, ...], starts: Sequence[tuple[int, ...]], budget: int
+    ) -> tuple[int, ...]:
+        """A repair of ``budget`` evaluations (their own) from each of ``starts``; the best end,
+        pruned, if it then scores above ``cur``, else ``cur``.
+
+        A restart, like a kick: ``cur``'s words were bent around its order, its address's domain or
+        its number's place, so a start that scores lower alone can win after a short repair."""
+        rng = random.Random(self.cfg.seed)
         ends = []
-        for start in self._top(got, cfg.pivot_starts):
-            self.limit = self.evals + cfg.pivot_repair
+        for start in starts:
+            self.limit = self.evals + budget
             ends.append(self._repair(target, rng, [], start))
-        end = self._top([out, *ends], 1)[0]
-        if end == out:
-            return out
+        end = self._top([cur, *ends], 1)[0]
+        if end == cur:
+            return cur
         end = self._prune(target, end)
-        return end if self.cache[end][0] > self.cache[out][0] else out
+        return end if self.cache[end][0] > self.cache[cur][0] else cur
 
     def _lookahead(self, target: Any, cur: tuple[int, ...]) -> tuple[int, ...]:
         """Single edits of ``cur``, then moves and deletions from the best of them that did not pay
