@@ -310,15 +310,32 @@ def _finish_on_and_off(search, truth: str, start: str, knob: str, off: tuple[str
     return search.cache[_units(search, start)][0], runs[0], runs[1]
 
 
-def test_finish_swaps_clauses_around_their_conjunction(search):
-    """Last, a stuck text gets the pivot exchanges: the clauses come back in order, and with the
-    pass off they stay swapped."""
-    truth = "my flight was cancelled and i need a refund"
-    swapped = "i need a refund and my flight was cancelled"
-    first, (on, _), (off, _) = _finish_on_and_off(search, truth, swapped, "pivot_budget")
+@pytest.mark.parametrize(
+    ("knob", "truth", "start"),
+    [
+        # The clauses swapped around their conjunction: one pivot exchange puts them back.
+        (
+            "pivot_budget",
+            "my flight was cancelled and i need a refund",
+            "i need a refund and my flight was cancelled",
+        ),
+        # Words bent around a wrong order: no exchange beats the text alone, but a short repair
+        # from the best exchanges does (``pivot_starts``).
+        (
+            "pivot_starts",
+            "ask tom@bluebird.net for the new schedule",
+            "bluebird as new schedule ask tom@bluebird.net that schedule please",
+        ),
+    ],
+)
+def test_finish_pivot_pass_reaches_the_truth_and_without_it_the_text_stays(search, knob, truth, start):
+    """Last, a stuck text gets the pivot exchanges, then repairs from the best of them; with the
+    knob off, the text ends as it started."""
+    first, (on, on_cos), (off, off_cos) = _finish_on_and_off(search, truth, start, knob)
     assert first < search.cfg.kick_below
     assert on == truth
-    assert off == swapped
+    assert off == start
+    assert on_cos > off_cos
 
 
 def test_finish_sweeps_a_missing_function_word_into_a_near_converged_text(search):
@@ -378,18 +395,6 @@ def test_finish_swaps_an_address_s_domain_in_context(search):
         assert right in on.split(), on
         assert right not in off.split(), off
         assert on_cos > off_cos
-
-
-def test_finish_repairs_from_the_best_pivot_exchanges(search):
-    """A stuck text whose words were bent around a wrong order: no exchange beats it alone, but a
-    short repair from the best exchanges reaches the truth; without those repairs it stays put."""
-    truth = "ask tom@bluebird.net for the new schedule"
-    start = "bluebird as new schedule ask tom@bluebird.net that schedule please"
-    first, (on, on_cos), (off, off_cos) = _finish_on_and_off(search, truth, start, "pivot_starts")
-    assert first < search.cfg.kick_below
-    assert off == start
-    assert on == truth
-    assert on_cos > off_cos
 
 
 def test_unit_slots_move_a_parked_number_and_repair_the_words_around_it(search):
