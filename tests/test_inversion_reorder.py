@@ -220,20 +220,10 @@ def test_finish_inserts_again_after_the_prune_clears_strays(search):
     """The prune drops ``in`` and ``done`` together, which no single insert-pass edit does; against
     the cleaner text, swapping ``tomorrow`` for the estimate's best word, ``friday``, pays."""
     truth = "send the report to james.wilson@company.com by friday"
-    target, cur = _start(search, truth, "send in the report done to james.wilson@company.com tomorrow", 10)
-    search.limit = search.evals
-    out = _text(search, search._finish(target))
-    assert "friday" in out.split() and "tomorrow" not in out.split()
-    kept = search.cfg.reinsert_budget
-    search.cfg.reinsert_budget = 0
-    try:
-        target, cur = _start(
-            search, truth, "send in the report done to james.wilson@company.com tomorrow", 10
-        )
-        search.limit = search.evals
-        assert "friday" not in _text(search, search._finish(target)).split()  # the prune alone
-    finally:
-        search.cfg.reinsert_budget = kept
+    start = "send in the report done to james.wilson@company.com tomorrow"
+    _, (on, _), (off, _) = _finish_on_and_off(search, truth, start, "reinsert_budget")
+    assert "friday" in on.split() and "tomorrow" not in on.split()
+    assert "friday" not in off.split()  # the prune alone
 
 
 def test_address_phase_leaves_the_budget_alone_without_names(search):
@@ -289,9 +279,10 @@ def test_vocabulary_without_wordfreq_says_so_and_keeps_the_pieces(search, monkey
 
 def _finish_on_and_off(search, truth: str, start: str, knob: str, off: tuple[str, ...] = ()):
     """``_finish`` from ``start`` toward ``truth``'s vector with ``knob`` as configured, then with
-    ``knob`` at 0; the ``off`` knobs (and the insert-again pass) at 0 both times. Returns the start's
-    cosine and each run's (text, cosine)."""
-    names = ("reinsert_budget", *off)
+    ``knob`` at 0; the ``off`` knobs, the insert-again pass and the pivot pass's repairs at 0 both
+    times (each is a restart that can reach the truth by another path). Returns the start's cosine
+    and each run's (text, cosine)."""
+    names = tuple(n for n in ("reinsert_budget", "pivot_starts", *off) if n != knob)
     kept = {name: getattr(search.cfg, name) for name in (*names, knob)}
     runs = []
     try:
