@@ -571,7 +571,7 @@ class WordSearch:
             self._email_phase(target, rng, trace, self.best[0], cfg.email_late_budget)
             self.limit = max(limit, self.evals)  # its own evaluations: the later phases' are unchanged
         if cfg.unit_slot_starts and self.parked is not None and self.best[1] < cfg.kick_below:
-            self._unit_slots(target, self.best[0])
+            self._unit_slots(target, self.best[0])  # a better text it finds is ``self.best``, polished next
         if (cfg.digit_polish or cfg.group_budget) and self.parked is not None and self.best[1] < cfg.stop_cos:
             # The per-group search fits the digits to the words around them: prune the stray ones
             # first (``call me i at … tomorrow @ morning``), or it fits the number to them and
@@ -591,8 +591,9 @@ class WordSearch:
     def _finish(self, target: Any) -> tuple[int, ...]:
         """The final prune; then, below ``stop_cos``, each address at other domains
         (``_domain_swap``), one more insert pass and a prune again; then, below ``kick_below``, the
-        pivot exchanges (``_pivot_exchanges``); then, near convergence, a sweep of frequent words
-        into every slot and two edits at once (``_lookahead``).
+        pivot exchanges and short repairs from the best of them (``_pivot``); then, near
+        convergence, a sweep of frequent words into every slot and two edits at once
+        (``_lookahead``).
 
         The prune drops stray words two at a time where each alone costs a little (dev: ``send in
         the report done to james.wilson@company.com tomorrow`` 0.978 -> ``send the report to … tomorrow``
