@@ -232,7 +232,7 @@ class WordSearchConfig:
     # In the final prune's text, each address with every other common domain and the domains named
     # after the text's content words (``_domain_swaps``), in place, with its own evaluations (about
     # 40 an address); the best ``domain_swap_starts`` are each repaired with ``domain_swap_repair``
-    # evaluations, and a text that ends better is pruned again. Dev: 1 address recovered
+    # evaluations, and the best end, pruned, wins if it scores higher. Dev: 1 address recovered
     # (``tom@bluebird.net``), no other text changed. 0 turns it off.
     domain_swap_budget: int = 60
     domain_swap_starts: int = 2
