@@ -3,7 +3,7 @@
     python bench/inversion.py [--set test|dev] [--method words|tokens] [--budget N]
                               [--baseline-method tokens] [--baseline-budget 1000] [--limit K]
                               [--knob KNOB=VALUE ...] [--baseline-set KNOB=VALUE ...]
-                              [--threads N] [--grep REGEX] [--shard I/N]
+                              [--threads N] [--grep REGEX] [--skip K] [--shard I/N]
 
 The test set (bench/data/inversion_test.txt) is fixed and never used for tuning; the dev set is.
 Metrics (definitions printed with the results):
@@ -138,6 +138,14 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument(
+        "--skip",
+        type=int,
+        default=0,
+        metavar="K",
+        help="leave out the first K texts (after --grep, before --shard): --skip 30 runs the second "
+        "half of the dev set alone",
+    )
+    ap.add_argument(
         "--shard",
         default=None,
         type=shard,
@@ -186,6 +194,7 @@ def main() -> int:
     refs = [x for x in (DATA / f"inversion_{args.set}.txt").read_text().splitlines() if x.strip()]
     if args.grep:
         refs = [x for x in refs if re.search(args.grep, x)]
+    refs = refs[args.skip :]
     if args.shard:
         i, n = args.shard
         refs = refs[i::n]
