@@ -279,10 +279,10 @@ def test_vocabulary_without_wordfreq_says_so_and_keeps_the_pieces(search, monkey
 
 def _finish_on_and_off(search, truth: str, start: str, knob: str, off: tuple[str, ...] = ()):
     """``_finish`` from ``start`` toward ``truth``'s vector with ``knob`` as configured, then with
-    ``knob`` at 0; the ``off`` knobs, the insert-again pass and the pivot pass's repairs at 0 both
-    times (each is a restart that can reach the truth by another path). Returns the start's cosine
-    and each run's (text, cosine)."""
-    names = tuple(n for n in ("reinsert_budget", "pivot_starts", *off) if n != knob)
+    ``knob`` at 0; the ``off`` knobs, the insert-again pass, the pivot pass's repairs and the
+    HotFlip pass at 0 both times (each can reach the truth by another path). Returns the start's
+    cosine and each run's (text, cosine)."""
+    names = tuple(n for n in ("reinsert_budget", "pivot_starts", "flip_budget", *off) if n != knob)
     kept = {name: getattr(search.cfg, name) for name in (*names, knob)}
     runs = []
     try:
@@ -405,3 +405,42 @@ def test_unit_slots_move_a_parked_number_and_repair_the_words_around_it(search):
     assert out.count(unit) == 1 and out[0] != unit
     assert search.cache[out][0] > search.cache[cur][0]
     assert token_f1(_text(search, out), truth) > token_f1(start, truth)
+
+
+@pytest.mark.parametrize(
+    ("truth", "start"),
+    [
+        # Two swaps: ``how`` is not among the insert pass's 282 swaps (estimate and LM), but first
+        # for its slot by HotFlip; then ``does``.
+        ("how long does shipping take to canada", "what long do shipping take to canada"),
+        # An insert, ranked by the gradient at a [MASK] in each slot.
+        (
+            "the nurse will call you back with the lab results",
+            "nurse will call you back with the lab results",
+        ),
+    ],
+)
+def test_finish_flips_in_the_words_the_gradient_ranks_first(search, truth, start):
+    """Last, HotFlip swaps and inserts reach the truth; with the pass off, the text stays."""
+    first, (on, on_cos), (off, off_cos) = _finish_on_and_off(
+        search, truth, start, "flip_budget", off=("lookahead_budget", "final_sweep_budget")
+    )
+    assert first < search.cfg.stop_cos
+    assert on == truth
+    assert off == start
+    assert on_cos > off_cos
+
+
+def test_flip_edits_swap_each_word_and_insert_in_each_slot_within_the_ranked_few(search):
+    truth = "how long does shipping take to canada"
+    target, cur = _start(search, truth, "what long do shipping take to canada", 10)
+    edits = search._flip_edits(cur, target)
+    k, n = search.cfg.flip_per_slot, len(cur)
+    swaps = [e for e in edits if len(e) == n]
+    inserts = [e for e in edits if len(e) == n + 1]
+    assert len(swaps) + len(inserts) == len(edits)
+    assert len(inserts) == k * (n + 1)
+    assert k * n - n <= len(swaps) <= k * n  # a word is never swapped for itself
+    assert all(sum(a != b for a, b in zip(e, cur, strict=True)) == 1 for e in swaps)
+    assert all(len(search.word_ids[w]) == 1 for e in swaps for w, c in zip(e, cur, strict=True) if w != c)
+    assert search._seq("how long do shipping take to canada") in swaps

@@ -294,6 +294,24 @@ class Encoder:
                 outs.append(self._head(self._pool(hidden, mask)))
         return torch.cat(outs)
 
+    @functools.cached_property
+    def input_embeddings(self) -> Any:
+        """The token input-embedding matrix (vocab×h): HotFlip's first-order gain of swapping a
+        token for another is ``cos_grad`` at its position dotted with the change of this row."""
+        return self.model.get_input_embeddings().weight.detach()
+
+    def cos_grad(self, seqs: Sequence[Sequence[int]], target: Any) -> Any:
+        """d cos(embedding, ``target``) / d input embedding at every position of each sequence
+        (n×width×h, [CLS] at 0): one forward and one backward pass, about three forwards' time."""
+        torch = self.torch
+        ids, mask = self._batch(seqs)
+        with torch.enable_grad():
+            x = self.input_embeddings[ids].detach().requires_grad_(True)
+            hidden = self.model(inputs_embeds=x, attention_mask=mask).last_hidden_state
+            pooled = torch.nn.functional.normalize(self._head(self._pool(hidden, mask)), dim=-1)
+            (pooled @ target).sum().backward()
+        return x.grad.detach()
+
     def token_outputs(self, seq: Sequence[int]) -> Any:
         """Per-token hidden outputs (len(seq)×h) of one sequence, without [CLS]/[SEP]."""
         torch = self.torch

@@ -77,7 +77,7 @@ class WhiteBoxSearch:
             [i not in special and not (t.startswith("[") and t.endswith("]")) for i, t in enumerate(tokens)]
         )
         self.blocked = torch.from_numpy(~allowed).to(encoder.device)
-        self.E = encoder.model.get_input_embeddings().weight.detach()
+        self.E = encoder.input_embeddings
         vocab = encoder.tokenizer.get_vocab()
         self.common = [vocab[w] for w in COMMON_WORDS if w in vocab]
 
@@ -120,16 +120,8 @@ class WhiteBoxSearch:
 
     def _grad(self, seqs: Sequence[Sequence[int]], target: Any) -> Any:
         """HotFlip: d cos / d input-embedding at every position, for a batch of sequences."""
-        torch = self.torch
-        enc = self.enc
-        ids, mask = enc._batch(seqs)
-        with torch.enable_grad():
-            x = self.E[ids].detach().requires_grad_(True)
-            hidden = enc.model(inputs_embeds=x, attention_mask=mask).last_hidden_state
-            pooled = torch.nn.functional.normalize(enc._head(enc._pool(hidden, mask)), dim=-1)
-            (pooled @ target).sum().backward()
         self.evals += len(seqs)
-        return x.grad.detach()
+        return self.enc.cos_grad(seqs, target)
 
     def _grad_subs(self, s: tuple[int, ...], target: Any, k: int) -> list[tuple[int, int]]:
         """Best (position, token) substitutions by first-order gain."""
