@@ -676,8 +676,7 @@ class WordSearch:
         gain = (here @ emb.T - (here * was).sum(dim=1, keepdim=True)).masked_fill(
             self.one_token[None, :] < 0, -1e9
         )
-        rows = gain.topk(self.cfg.flip_per_slot + 1, dim=1).indices.cpu().tolist()
-        units = [[int(self.one_token[t]) for t in row] for row in rows]
+        units = self.one_token[gain.topk(self.cfg.flip_per_slot + 1, dim=1).indices].cpu().tolist()
         k = self.cfg.flip_per_slot
         subs = [s[:i] + (w,) + s[i + 1 :] for i in range(n) for w in [u for u in units[i] if u != s[i]][:k]]
         return subs + [s[:i] + (w,) + s[i:] for i in range(n + 1) for w in units[n + i][:k]]
