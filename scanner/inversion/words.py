@@ -609,7 +609,7 @@ class WordSearch:
         (``_domain_swap``), one more insert pass and a prune again; then, below ``kick_below``, the
         pivot exchanges and short repairs from the best of them (``_pivot``); then, near
         convergence, a sweep of frequent words into every slot and two edits at once
-        (``_lookahead``).
+        (``_lookahead``); last, below ``stop_cos``, HotFlip swaps and inserts (``_flip``).
 
         The prune drops stray words two at a time where each alone costs a little (dev: ``send in
         the report done to james.wilson@company.com tomorrow`` 0.978 -> ``send the report to … tomorrow``
@@ -636,7 +636,12 @@ class WordSearch:
                 out = better
         if cfg.lookahead_budget and cfg.final_sweep_above <= self.cache[out][0] < cfg.stop_cos:
             out = self._lookahead(target, out)
-        if cfg.flip_budget and self.cache[out][0] < cfg.stop_cos:
+        # The inserts' gradient is read at a [MASK]: a tokenizer without one gets no HotFlip pass.
+        if (
+            cfg.flip_budget
+            and self.enc.tokenizer.mask_token_id is not None
+            and self.cache[out][0] < cfg.stop_cos
+        ):
             out = self._flip(target, out)
         return out
 
