@@ -444,3 +444,22 @@ def test_flip_edits_swap_each_word_and_insert_in_each_slot_within_the_ranked_few
     assert all(sum(a != b for a, b in zip(e, cur, strict=True)) == 1 for e in swaps)
     assert all(len(search.word_ids[w]) == 1 for e in swaps for w, c in zip(e, cur, strict=True) if w != c)
     assert search._seq("how long do shipping take to canada") in swaps
+
+
+def test_repair_tries_hotflip_edits_as_a_class_only_with_flip_repair(search):
+    """``flip`` in a cascade's classes runs ``_flip_edits`` when ``flip_repair`` is on; off, the
+    class is dropped, so the same cascade (here deletions and flips alone) stays put."""
+    truth = "how long does shipping take to canada"
+    start = "what long do shipping take to canada"
+    kept = search.cfg.flip_repair
+    texts = {}
+    try:
+        for on in (True, False):
+            search.cfg.flip_repair = on
+            target, cur = _start(search, truth, start, 10)
+            search.limit = search.evals + 600
+            out = search._repair(target, random.Random(0), [], cur, ("delete", "flip"))
+            texts[on] = _text(search, out)
+    finally:
+        search.cfg.flip_repair = kept
+    assert texts == {True: truth, False: start}
