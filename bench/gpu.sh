@@ -12,20 +12,11 @@
 set -u
 out=${OUT:?set OUT to the folder for the results}
 budget=${1:-520}
-py=${PYTHON:-python3}
-export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 mkdir -p "$out"
-if [ -d /root/parts ] && [ ! -d /tmp/site ]; then # the packages bench/gpu_site.sh packed
-    cat /root/parts/part* | "$py" -c "
-import lzma, sys, tarfile
-tarfile.open(fileobj=lzma.open(sys.stdin.buffer), mode='r|').extractall('/tmp/site')" || exit 1
-fi
-[ -d /tmp/site ] && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-"$py" -c "import wordfreq, gguf" || { echo "wordfreq or gguf missing: see bench/gpu_site.sh" >&2; exit 1; }
+. "$(dirname "$0")/gpu_env.sh"
 left() { echo $((budget - SECONDS)); }
 cap() { local l; l=$(left); echo $(($1 < l ? $1 : l)); }
 
-nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv
 echo "phase 1: search alone on the test set ($(left) s left)"
 timeout "$(cap 150)" "$py" bench/inversion.py --set test --device cuda --no-baseline --first-guess off --progress \
     >"$out/test_search.json" 2>"$out/test_search.err"

@@ -1,7 +1,7 @@
 """Knob sweep: many inversion configurations over one text set, side by side, in parallel.
 
     python bench/sweep.py VARIANTS [--set dev] [--device cuda] [--jobs 12] [--deadline 400]
-                          [--combine 4] [--limit N] [--out sweep.json]
+                          [--combine 4] [--skip K] [--limit N] [--out sweep.json]
 
 VARIANTS is a file with one configuration a line, ``NAME KNOB=VALUE ...`` (``#`` starts a comment);
 ``base`` (no knobs, the defaults) always runs. Each configuration is one ``bench/inversion.py
@@ -62,6 +62,7 @@ def run_wave(variants: dict[str, list[str]], args: argparse.Namespace, stop_at: 
                 out = tmp / f"{name}.json"
                 cmd = [sys.executable, str(HERE / "inversion.py"), "--set", args.set, "--device", args.device]
                 cmd += ["--threads", "1", "--no-baseline"] + [f"--knob={k}" for k in knobs]
+                cmd += ["--skip", str(args.skip)] if args.skip else []
                 cmd += ["--limit", str(args.limit)] if args.limit else []
                 with out.open("w") as fh, out.with_suffix(".err").open("w") as err:
                     running[name] = (
@@ -138,7 +139,12 @@ def main() -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--deadline", type=float, default=3600.0, help="seconds after which nothing runs")
-    ap.add_argument("--limit", type=int, default=None, help="the first N texts only (a dry run)")
+    ap.add_argument(
+        "--skip", type=int, default=0, help="leave out the first K texts (dev: 30, the newer half)"
+    )
+    ap.add_argument(
+        "--limit", type=int, default=None, help="the first N texts only (dev: 30, the older half)"
+    )
     ap.add_argument("--combine", type=int, default=0, metavar="K")
     ap.add_argument("--out", type=Path, default=Path("sweep.json"))
     args = ap.parse_args()
