@@ -2,6 +2,7 @@
 one call relies on, checked here where a mistake costs nothing."""
 
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,11 @@ def test_baseline_knobs_without_the_word_search_baseline_fail_before_any_run(mon
         bench.main()
     assert exit_info.value.code == 2
     assert "add --baseline-method words" in capsys.readouterr().err
+
+
+def test_a_run_starts_only_if_the_fastest_finished_run_says_it_can_end_by_the_deadline():
+    now = time.monotonic()
+    assert sweep.can_finish({}, now + 5)  # nothing finished yet: no estimate, start
+    finished = {"base": {"wall_seconds": 200.0}, "ins9": {"wall_seconds": 120.0}}
+    assert sweep.can_finish(finished, now + 300)
+    assert not sweep.can_finish(finished, now + 100)  # even the fastest took 120 s

@@ -345,7 +345,7 @@ class WordSearchConfig:
     flip_insert_eps: float = 0.0005
     # The same HotFlip edits as the repair cascade's last class, tried when no cheaper class gains,
     # so the words after a flip are repaired around it (``march statement`` 0.9849 -> 0.9894).
-    flip_repair: bool = False
+    flip_repair: bool = True
 
 
 @dataclass(slots=True)
