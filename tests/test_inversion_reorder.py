@@ -3,6 +3,7 @@
 import logging
 import random
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -275,6 +276,25 @@ def test_vocabulary_without_wordfreq_says_so_and_keeps_the_pieces(search, monkey
     assert "wordfreq not importable" in caplog.text
     assert "account" in words and "the" in words  # whole-word pieces of the model's vocabulary
     assert len(words) == len(prior) and set(prior) >= {1.0}
+
+
+def test_vocabulary_is_the_same_list_in_every_process(search):
+    """Word order is index order, and indices break the search's ties: the tokenizer's vocabulary
+    dict iterates in a different order in each process, so the words from it go in id order."""
+    import hashlib
+    import subprocess
+
+    from scanner.inversion.words import _vocabulary
+
+    code = (
+        "import hashlib; from scanner.inversion.models import load_encoder; "
+        "from scanner.inversion.words import _vocabulary; "
+        "print(hashlib.sha1(chr(10).join(_vocabulary(load_encoder(threads=1), 40000)[0]).encode()).hexdigest())"
+    )
+    root = Path(__file__).resolve().parents[1]
+    other = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    here = hashlib.sha1("\n".join(_vocabulary(search.enc, 40000)[0]).encode()).hexdigest()
+    assert other.stdout.split()[-1] == here
 
 
 def _finish_on_and_off(search, truth: str, start: str, knob: str, off: tuple[str, ...] = ()):

@@ -374,7 +374,8 @@ def _vocabulary(enc: Encoder, size: int) -> tuple[list[str], list[float]]:
 
     for w in sorted(FIRST_NAMES | SURNAMES | PII_WORDS):
         words.setdefault(w, 2.0)
-    for tok in enc.tokenizer.get_vocab():
+    vocab = enc.tokenizer.get_vocab()
+    for tok in sorted(vocab, key=vocab.__getitem__):  # id order: the dict's order differs per process
         if _WORD_RE.match(tok):
             words.setdefault(tok, 1.0)
     # Digit groups as whole units: phone, card and SSN parts are 2–4 digits, often several pieces.
