@@ -172,3 +172,17 @@ def test_the_copy_is_keyed_by_content_and_replaces_older_copies(tmp_path, monkey
     stale.mkdir(parents=True)
     fluency.FluencyLM(again)
     assert (target / "model.safetensors").is_file() and not stale.exists()
+
+
+@needs_lm
+def test_words_ids_in_one_batch_are_each_word_s_own_ids_in_input_order(lm):
+    words = ["account", "the", "e-mail", "don't", "4111", "555-0198", ",", "naïve", "account"]
+    for first in (True, False):
+        lm._ids.clear()
+        batch = lm.words_ids(words, first)
+        lm._ids.clear()
+        one_by_one = [lm.word_ids(w, first) for w in words]
+        assert batch == one_by_one
+        assert batch[0] == batch[-1] and len(batch) == len(words)
+    assert lm.word_ids("4111") == lm.word_ids("4111 1111 1111 1111")  # a number reads as its first group
+    assert lm.word_ids(",") != lm.word_ids("the")  # glued punctuation, no leading space
