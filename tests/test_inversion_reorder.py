@@ -300,9 +300,11 @@ def test_vocabulary_is_the_same_list_in_every_process(search):
 def _finish_on_and_off(search, truth: str, start: str, knob: str, off: tuple[str, ...] = ()):
     """``_finish`` from ``start`` toward ``truth``'s vector with ``knob`` as configured, then with
     ``knob`` at 0; the ``off`` knobs, the insert-again pass, the pivot pass's repairs and the
-    HotFlip pass at 0 both times (each can reach the truth by another path). Returns the start's
-    cosine and each run's (text, cosine)."""
-    names = tuple(n for n in ("reinsert_budget", "pivot_starts", "flip_budget", *off) if n != knob)
+    HotFlip and pair passes at 0 both times (each can reach the truth by another path). Returns
+    the start's cosine and each run's (text, cosine)."""
+    names = tuple(
+        n for n in ("reinsert_budget", "pivot_starts", "flip_budget", "pair_budget", *off) if n != knob
+    )
     kept = {name: getattr(search.cfg, name) for name in (*names, knob)}
     runs = []
     try:
@@ -444,6 +446,32 @@ def test_finish_flips_in_the_words_the_gradient_ranks_first(search, truth, start
     """Last, HotFlip swaps and inserts reach the truth; with the pass off, the text stays."""
     first, (on, on_cos), (off, off_cos) = _finish_on_and_off(
         search, truth, start, "flip_budget", off=("lookahead_budget", "final_sweep_budget")
+    )
+    assert first < search.cfg.stop_cos
+    assert on == truth
+    assert off == start
+    assert on_cos > off_cos
+
+
+@pytest.mark.parametrize(
+    ("truth", "start"),
+    [
+        # ``reset`` back in place, then ``after`` -> ``before``: neither edit gains alone.
+        (
+            "please reset my password before the meeting tomorrow",
+            "please my password reset after the meeting tomorrow",
+        ),
+        (
+            "my order still has not arrived after three weeks",
+            "my order still not has arrived three after weeks",
+        ),
+    ],
+)
+def test_finish_pairs_a_move_with_a_hotflip_edit_where_neither_pays_alone(search, truth, start):
+    """After the HotFlip pass, a move or deletion followed by a HotFlip edit reaches the truth;
+    with the pair pass off, the text stays as it started."""
+    first, (on, on_cos), (off, off_cos) = _finish_on_and_off(
+        search, truth, start, "pair_budget", off=("lookahead_budget", "final_sweep_budget")
     )
     assert first < search.cfg.stop_cos
     assert on == truth

@@ -346,6 +346,16 @@ class WordSearchConfig:
     # The same HotFlip edits as the repair cascade's last class, tried when no cheaper class gains,
     # so the words after a flip are repaired around it (``march statement`` 0.9849 -> 0.9894).
     flip_repair: bool = True
+    # Very last, below ``stop_cos``: a move or deletion, then a HotFlip edit. Every short move and
+    # deletion is scored; the best ``pair_top`` of them each get the HotFlip edits
+    # (``pair_per_slot`` a word and a slot), and the best of all is taken if it gains more than
+    # ``pair_eps``; repeated, with its own ``pair_budget`` evaluations. After the HotFlip pass, the
+    # edit that pays is often blocked by a word out of place (``mobile cannot i log in to the app
+    # now with last update!`` 0.9821 -> ``… to app since the last update!`` 0.9877). 0 turns it off.
+    pair_budget: int = 1500
+    pair_top: int = 8
+    pair_per_slot: int = 4
+    pair_eps: float = 0.0001
 
 
 @dataclass(slots=True)
@@ -625,7 +635,8 @@ class WordSearch:
         (``_domain_swap``), one more insert pass and a prune again; then, below ``kick_below``, the
         pivot exchanges and short repairs from the best of them (``_pivot``); then, near
         convergence, a sweep of frequent words into every slot and two edits at once
-        (``_lookahead``); last, below ``stop_cos``, HotFlip swaps and inserts (``_flip``).
+        (``_lookahead``); last, below ``stop_cos``, HotFlip swaps and inserts (``_flip``), then a
+        move or deletion followed by one (``_flip_pairs``).
 
         The prune drops stray words two at a time where each alone costs a little (dev: ``send in
         the report done to james.wilson@company.com tomorrow`` 0.978 -> ``send the report to … tomorrow``
@@ -654,6 +665,8 @@ class WordSearch:
             out = self._lookahead(target, out)
         if self._can_flip(cfg.flip_budget) and self.cache[out][0] < cfg.stop_cos:
             out = self._flip(target, out)
+        if self._can_flip(cfg.pair_budget) and self.cache[out][0] < cfg.stop_cos:
+            out = self._flip_pairs(target, out)
         return out
 
     def _can_flip(self, wanted: object) -> bool:
@@ -674,9 +687,9 @@ class WordSearch:
             cur = got[nets.index(max(nets))]
         return cur
 
-    def _flip_edits(self, s: tuple[int, ...], target: Any) -> list[tuple[int, ...]]:
-        """Swaps of each word, then inserts in each slot, of the ``flip_per_slot`` one-token words
-        that HotFlip ranks best there: the gradient of the cosine at the word's (first) token, or
+    def _flip_edits(self, s: tuple[int, ...], target: Any, k: int | None = None) -> list[tuple[int, ...]]:
+        """Swaps of each word, then inserts in each slot, of the ``k`` (``flip_per_slot``) one-token
+        words that HotFlip ranks best there: the gradient of the cosine at the word's (first) token, or
         at a [MASK] put in the slot, dotted with each token's change of input embedding. Five
         forwards' worth for a 10-word text, where the estimate scores 40k words blind to context."""
         n = len(s)
@@ -697,8 +710,8 @@ class WordSearch:
         gain = (here @ emb.T - (here * was).sum(dim=1, keepdim=True)).masked_fill(
             self.one_token[None, :] < 0, -1e9
         )
-        units = self.one_token[gain.topk(self.cfg.flip_per_slot + 1, dim=1).indices].cpu().tolist()
-        k = self.cfg.flip_per_slot
+        k = self.cfg.flip_per_slot if k is None else k
+        units = self.one_token[gain.topk(k + 1, dim=1).indices].cpu().tolist()
         subs = [s[:i] + (w,) + s[i + 1 :] for i in range(n) for w in [u for u in units[i] if u != s[i]][:k]]
         return subs + [s[:i] + (w,) + s[i:] for i in range(n + 1) for w in units[n + i][:k]]
 
@@ -754,8 +767,8 @@ class WordSearch:
         return end if self.cache[end][0] > self.cache[cur][0] else cur
 
     def _lookahead(self, target: Any, cur: tuple[int, ...]) -> tuple[int, ...]:
-        """Single edits of ``cur``, then moves and deletions from the best of them that did not pay
-        on their own; the best text that beats ``cur`` by more than ``prune_eps``, while one does.
+        """Deletions, short moves, frequent-word inserts and swaps of ``cur``; then deletions and
+        short moves from the best of them (``_two_edits``), by more than ``prune_eps``.
 
         The final sweep takes only an insert that pays for itself, and the repair before it only a
         move that does; a text one insert and one move short of the truth stays put under both."""
@@ -767,14 +780,55 @@ class WordSearch:
             return self._edits("delete", s, target, rng) + self._edits("near", s, target, rng)
 
         words = self.probe[: cfg.final_sweep_words]
+
+        def first(s: tuple[int, ...]) -> list[tuple[int, ...]]:
+            return local(s) + self._sweep_edits(s, words) + self._swap_edits(s, self.func)
+
+        return self._two_edits(target, cur, first, local, cfg.lookahead_top, cfg.prune_eps, greedy=True)
+
+    def _flip_pairs(self, target: Any, cur: tuple[int, ...]) -> tuple[int, ...]:
+        """Short moves and deletions of ``cur``; then HotFlip edits (``_flip_edits``) from the best
+        of them (``_two_edits``), by more than ``pair_eps``, with its own evaluations.
+
+        After ``_flip`` no single edit gains, but a word out of place blocks the flip that would:
+        moved or dropped first, the slot takes the word the gradient ranks first there (dev:
+        ``mobile cannot i log in to the app now with last update!`` 0.9821 -> ``… to app since the
+        last update!`` 0.9877). Each first edit costs a gradient, so fewer flips a slot than ``_flip``'s."""
+        cfg = self.cfg
+        rng = random.Random(cfg.seed)
+        self.limit = self.evals + cfg.pair_budget
+
+        def local(s: tuple[int, ...]) -> list[tuple[int, ...]]:
+            return self._edits("near", s, target, rng) + self._edits("delete", s, target, rng)
+
+        def flips(s: tuple[int, ...]) -> list[tuple[int, ...]]:
+            # The gradient is counted as it is read: none once the budget is spent.
+            return self._flip_edits(s, target, cfg.pair_per_slot) if self.evals < self.limit else []
+
+        # Not greedy: a move that gains 1e-4 alone (``app now!``) would be taken before a pair that gains more.
+        return self._two_edits(target, cur, local, flips, cfg.pair_top, cfg.pair_eps, greedy=False)
+
+    def _two_edits(
+        self,
+        target: Any,
+        cur: tuple[int, ...],
+        first: Callable[[tuple[int, ...]], list[tuple[int, ...]]],
+        second: Callable[[tuple[int, ...]], list[tuple[int, ...]]],
+        top: int,
+        eps: float,
+        *,
+        greedy: bool,
+    ) -> tuple[int, ...]:
+        """The best of ``first(cur)`` and of ``second`` applied to each of its ``top`` best, if it
+        beats ``cur`` by more than ``eps``; repeated while one does, within ``self.limit``.
+        ``greedy`` takes a first edit that gains at once, without trying the seconds."""
         while not self._done():
-            got = self._evaluate(
-                local(cur) + self._sweep_edits(cur, words) + self._swap_edits(cur, self.func), target
-            )
-            better = self._gains(got, cur)
+            got = self._evaluate(first(cur), target)
+            better = self._gains(got, cur, eps) if greedy else None
             if better is None:
-                first = self._top([c for c in got if c != cur], cfg.lookahead_top)
-                better = self._gains(self._evaluate([e for c in first for e in local(c)], target), cur)
+                starts = self._top([c for c in got if c != cur], top)
+                got += self._evaluate([e for c in starts for e in second(c)], target)
+                better = self._gains(got, cur, eps)
             if better is None:
                 break
             cur = better
@@ -1044,11 +1098,14 @@ class WordSearch:
         wordlike = self.torch.tensor([not w.isdigit() for w in base], device=self.enc.device)
         return lm.first_tokens(base, first=True), lm.first_tokens(base), wordlike
 
-    def _gains(self, got: Sequence[tuple[int, ...]], cur: tuple[int, ...]) -> tuple[int, ...] | None:
-        """The best of ``got`` if it beats ``cur`` by more than ``prune_eps``: a word added must pay
-        for itself, or the prune drops it again."""
+    def _gains(
+        self, got: Sequence[tuple[int, ...]], cur: tuple[int, ...], eps: float | None = None
+    ) -> tuple[int, ...] | None:
+        """The best of ``got`` if it beats ``cur`` by more than ``eps`` (``prune_eps`` unless
+        given): a word added must pay for itself, or the prune drops it again."""
+        eps = self.cfg.prune_eps if eps is None else eps
         best = max(got, key=lambda c: self.cache[c][0], default=None)
-        if best is None or self.cache[best][0] <= self.cache[cur][0] + self.cfg.prune_eps:
+        if best is None or self.cache[best][0] <= self.cache[cur][0] + eps:
             return None
         return best
 
