@@ -429,23 +429,36 @@ def test_unit_slots_move_a_parked_number_and_repair_the_words_around_it(search):
     assert token_f1(_text(search, out), truth) > token_f1(start, truth)
 
 
+# A word moved and a word swapped: one move alone gains but stops short, no HotFlip edit gains.
+_PAIR_CASES = [
+    (
+        "please reset my password before the meeting tomorrow",
+        "please reset my password after the tomorrow meeting",
+    ),
+    ("the meeting with the client moved to next week", "the meeting with the client moved last week to"),
+]
+
+
 @pytest.mark.parametrize(
-    ("truth", "start"),
+    ("knob", "truth", "start"),
     [
         # Two swaps: ``how`` is not among the insert pass's 282 swaps (estimate and LM), but first
         # for its slot by HotFlip; then ``does``.
-        ("how long does shipping take to canada", "what long do shipping take to canada"),
+        ("flip_budget", "how long does shipping take to canada", "what long do shipping take to canada"),
         # An insert, ranked by the gradient at a [MASK] in each slot.
         (
+            "flip_budget",
             "the nurse will call you back with the lab results",
             "nurse will call you back with the lab results",
         ),
+        *(("pair_budget", truth, start) for truth, start in _PAIR_CASES),
     ],
 )
-def test_finish_flips_in_the_words_the_gradient_ranks_first(search, truth, start):
-    """Last, HotFlip swaps and inserts reach the truth; with the pass off, the text stays."""
+def test_finish_hotflip_passes_reach_the_truth_and_without_them_the_text_stays(search, knob, truth, start):
+    """Last, HotFlip swaps and inserts, then a move or deletion with a HotFlip edit, reach the
+    truth; with the pass off, the text stays."""
     first, (on, on_cos), (off, off_cos) = _finish_on_and_off(
-        search, truth, start, "flip_budget", off=("lookahead_budget", "final_sweep_budget")
+        search, truth, start, knob, off=("lookahead_budget", "final_sweep_budget")
     )
     assert first < search.cfg.stop_cos
     assert on == truth
@@ -453,30 +466,16 @@ def test_finish_flips_in_the_words_the_gradient_ranks_first(search, truth, start
     assert on_cos > off_cos
 
 
-@pytest.mark.parametrize(
-    ("truth", "start"),
-    [
-        # ``reset`` back in place, then ``after`` -> ``before``: neither edit gains alone.
-        (
-            "please reset my password before the meeting tomorrow",
-            "please my password reset after the meeting tomorrow",
-        ),
-        (
-            "my order still has not arrived after three weeks",
-            "my order still not has arrived three after weeks",
-        ),
-    ],
-)
-def test_finish_pairs_a_move_with_a_hotflip_edit_where_neither_pays_alone(search, truth, start):
-    """After the HotFlip pass, a move or deletion followed by a HotFlip edit reaches the truth;
-    with the pair pass off, the text stays as it started."""
-    first, (on, on_cos), (off, off_cos) = _finish_on_and_off(
-        search, truth, start, "pair_budget", off=("lookahead_budget", "final_sweep_budget")
-    )
-    assert first < search.cfg.stop_cos
-    assert on == truth
-    assert off == start
-    assert on_cos > off_cos
+@pytest.mark.parametrize(("truth", "start"), _PAIR_CASES)
+def test_pair_pass_goes_on_where_the_hotflip_pass_stops(search, truth, start):
+    """The HotFlip pass alone ends short of the truth; the pair pass, from where it ended, takes
+    the move and the swap together."""
+    target, cur = _start(search, truth, start, 10)
+    search.limit = search.evals
+    flipped = search._flip(target, cur)
+    assert _text(search, flipped) != truth
+    assert search.cache[flipped][0] < search.cfg.stop_cos
+    assert _text(search, search._flip_pairs(target, flipped)) == truth
 
 
 def test_flip_edits_swap_each_word_and_insert_in_each_slot_within_the_ranked_few(search):
