@@ -689,9 +689,10 @@ class WordSearch:
 
     def _flip_edits(self, s: tuple[int, ...], target: Any, k: int | None = None) -> list[tuple[int, ...]]:
         """Swaps of each word, then inserts in each slot, of the ``k`` (``flip_per_slot``) one-token
-        words that HotFlip ranks best there: the gradient of the cosine at the word's (first) token, or
-        at a [MASK] put in the slot, dotted with each token's change of input embedding. Five
-        forwards' worth for a 10-word text, where the estimate scores 40k words blind to context."""
+        words that HotFlip ranks best there: the gradient of the cosine at the word's (first)
+        token, or at a [MASK] put in the slot, dotted with each token's change of input embedding.
+        Five forwards' worth for a 10-word text, where the estimate scores 40k words blind to
+        context."""
         n = len(s)
         if not n:
             return []
@@ -793,7 +794,8 @@ class WordSearch:
         After ``_flip`` no single edit gains, but a word out of place blocks the flip that would:
         moved or dropped first, the slot takes the word the gradient ranks first there (dev:
         ``mobile cannot i log in to the app now with last update!`` 0.9821 -> ``… to app since the
-        last update!`` 0.9877). Each first edit costs a gradient, so fewer flips a slot than ``_flip``'s."""
+        last update!`` 0.9877). Each first edit costs a gradient, so fewer flips a slot than
+        ``_flip``'s."""
         cfg = self.cfg
         rng = random.Random(cfg.seed)
         self.limit = self.evals + cfg.pair_budget
@@ -805,7 +807,8 @@ class WordSearch:
             # The gradient is counted as it is read: none once the budget is spent.
             return self._flip_edits(s, target, cfg.pair_per_slot) if self.evals < self.limit else []
 
-        # Not greedy: a move that gains 1e-4 alone (``app now!``) would be taken before a pair that gains more.
+        # Not greedy: a move that gains 1e-4 alone (``app now!``) would be taken before a pair
+        # that gains more.
         return self._two_edits(target, cur, local, flips, cfg.pair_top, cfg.pair_eps, greedy=False)
 
     def _two_edits(
