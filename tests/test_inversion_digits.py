@@ -267,3 +267,39 @@ def test_screen_keeps_the_best_few_and_charges_a_share_of_an_evaluation(inverter
     assert charged == math.ceil((len(cands) - 1) * search.cfg.screen_cost)
     truth = search._placed(rest, len(rest), ["078", "05", "1120"], "-")
     assert truth in kept  # the true value survives the screen
+
+
+def test_reshape_searches_a_number_left_in_its_found_groups_as_a_pii_shape(inverter):
+    """A number still in the groups the word search found (free lengths) keeps those lengths in the
+    per-group search, so a card read as ``… 1111 111`` can never become ``… 1111 1117``. Re-seeded as
+    a card, one group's search puts it right; a shape whose seed scores far below is not searched."""
+    search = inverter.search
+    truth = "the discover card 6011 1111 1111 1117 was stolen yesterday"
+    target = search._reset(inverter.encoder.embed_texts([truth])[0])
+    rest = search._seq("the discover card was stolen yesterday")
+    found = ["6011", "1111", "1111", "111"]
+    free = (None, None, None, None)
+    search.limit = 1200
+    score, *_, groups, lengths, sep = search._group_search(rest, 3, list(found), free, " ", target, 1200)
+    assert sorted(len(g) for g in groups) == [3, 4, 4, 4]  # groups swap, their lengths stay
+
+    budget, search.cfg.reshape_budget = search.cfg.reshape_budget, 1200
+    try:
+        evals = search.evals
+        got, _, _, groups, lengths, sep = search._reshape(target, rest, 3, groups, score)
+    finally:
+        search.cfg.reshape_budget = budget
+    assert digits.render(groups, sep) == "6011 1111 1111 1117" and lengths == (4, 4, 4, 4)
+    assert got > 0.9999 > score
+    assert search.evals - evals <= len(digits.SHAPES) + 1200
+
+    # A number that is not a PII shape (an order number): every shape's seed scores far below the
+    # found groups, and none is searched.
+    target = search._reset(inverter.encoder.embed_texts(["my order number is 60 1111 10 637"])[0])
+    rest = search._seq("my order number is")
+    search.limit = 1
+    start = search._placed(rest, 4, ["60", "1111", "10", "636"], " ")
+    assert search._evaluate([start], target)
+    kept = search._reshape(target, rest, 4, ["60", "1111", "10", "636"], search.cache[start][0])
+    assert kept[3] == ["60", "1111", "10", "636"] and kept[4] == free
+    assert search.evals == 1 + len(digits.SHAPES)
