@@ -510,3 +510,57 @@ def test_repair_tries_hotflip_edits_as_a_class_only_with_flip_repair(search):
     finally:
         search.cfg.flip_repair = kept
     assert texts == {True: truth, False: start}
+
+
+def test_finish_looks_again_at_a_text_stopped_short_of_its_own_cosine(search):
+    """A text at ``stop_cos`` skips every late pass; the last look still swaps its function word
+    (``an`` -> ``a``); with it off, the text ends as it started."""
+    truth = "james lee booked a table for four at eight"
+    start = "james lee booked an table for four at eight"
+    first, (on, on_cos), (off, off_cos) = _finish_on_and_off(search, truth, start, "last_look_budget")
+    assert search.cfg.stop_cos <= first < search.cfg.group_stop
+    assert on == truth
+    assert off == start
+    assert on_cos > off_cos
+
+
+@pytest.mark.parametrize(
+    ("truth", "start"),
+    [
+        # Another form of a word.
+        (
+            "our vpn drops every few minutes when working from home",
+            "our vpn drops every few minute when working from home",
+        ),
+        # A frequent word inserted, past the forms, deletions and swaps that do not gain.
+        ("can someone help me export the report to excel", "someone help me export the report to excel"),
+    ],
+)
+def test_last_look_reaches_the_truth_within_its_own_budget(search, truth, start):
+    target, cur = _start(search, truth, start, 10)
+    search.limit = search.evals
+    before = search.evals
+    out = search._last_look(target, cur)
+    assert _text(search, out) == truth
+    assert search.evals - before <= search.cfg.last_look_budget
+
+
+def test_last_look_adds_no_word_that_does_not_pay_for_itself(search):
+    """At the truth every edit loses, so the text stays, after one round of each class: forms,
+    deletions, swaps of its frequent words, and every frequent word in every slot."""
+    truth = "the server is down again"
+    target, cur = _start(search, truth, truth, 10)
+    before = search.evals
+    search.cfg.group_stop, kept = 1.1, search.cfg.group_stop  # past any cosine: the look runs
+    try:
+        out = search._last_look(target, cur)
+    finally:
+        search.cfg.group_stop = kept
+    assert out == cur
+    swaps = {
+        cur[:i] + (v,) + cur[i + 1 :] for i, w in enumerate(cur) if w in search.func_set for v in search.func
+    }
+    looked = {*search._morph_edits(cur), *(cur[:i] + cur[i + 1 :] for i in range(len(cur))), *swaps}
+    looked |= set(search._sweep_edits(cur, search.func))
+    assert len(looked - {cur}) < search.cfg.last_look_budget
+    assert search.evals - before == len(looked - {cur})
