@@ -691,8 +691,8 @@ class WordSearch:
         if self._can_flip(cfg.pair_budget) and self.cache[out][0] < cfg.stop_cos:
             out = self._flip_pairs(target, out)
         score = self.cache[out][0]
-        changed = out != flipped or score >= cfg.stop_cos
-        if cfg.last_look_budget and changed and cfg.final_sweep_above <= score < cfg.group_stop:
+        worth_a_look = out != flipped or score >= cfg.stop_cos  # a HotFlip edit, or stopped early
+        if cfg.last_look_budget and worth_a_look and cfg.final_sweep_above <= score < cfg.group_stop:
             out = self._last_look(target, out)
         return out
 
