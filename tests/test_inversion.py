@@ -101,6 +101,35 @@ def test_cli_contract(enc, tmp_path):
     assert "0.1" not in out.stdout  # raw vectors are never echoed
 
 
+def test_cli_jobs_give_the_serial_output_in_order(enc, tmp_path):
+    # Two workers, one torch thread each, against one process with one thread: the same search,
+    # so the same lines, in input order, bad lines in their places and known strings matched.
+    vecs = enc.embed_texts(["reset my password", "where is my order", "call anna lee today"])
+    lines = [json.dumps(vecs[0].tolist()), "[0.1, 0.2", json.dumps(vecs[1].tolist())]
+    lines += [json.dumps([0.0] * 384), json.dumps(vecs[2].tolist())]
+    path = tmp_path / "vectors.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    known = tmp_path / "known.txt"
+    known.write_text("anna lee\nwhere is my order\n")
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    cmd = [sys.executable, "-m", "scanner", "invert", str(path), "--device", "cpu", "--budget", "150"]
+    cmd += ["--reveal", "--known", str(known)]
+
+    def rows(*extra: str) -> list[dict]:
+        out = subprocess.run([*cmd, *extra], capture_output=True, text=True, env=env)
+        assert out.returncode == 0, out.stderr
+        got = [json.loads(x) for x in out.stdout.splitlines()]
+        for r in got:
+            r.pop("seconds", None)
+        return got
+
+    serial, parallel = rows("--threads", "1"), rows("--jobs", "2", "--threads", "2")
+    assert parallel == serial
+    assert [r["line"] for r in parallel] == [1, 2, 3, 4, 5]
+    assert ["error" in r for r in parallel] == [False, True, False, True, False]
+    assert parallel[2]["known"][0]["index"] == 1 and parallel[2]["known"][0]["relation"] == "equal"
+
+
 def test_cli_redacts_by_default(enc, tmp_path):
     # A vector whose reconstruction starts from the PII-bearing text itself is not needed here:
     # redaction is a property of the output path, checked on a known result.

@@ -2,7 +2,8 @@
 
 Input: one vector per line (a JSON array), or any line the detectors understand (a vector inside a
 log line, base64 floats, ...). Output: JSONL in input order with ``text``, ``cosine``, ``steps``,
-``seconds``, ``model`` and ``pii``. Text and PII values are redacted unless ``--reveal``. A vector that
+``seconds``, ``model`` and ``pii``, also with ``--jobs N`` (N vectors inverted at once, in worker
+processes: ``scanner.inversion.pool``). Text and PII values are redacted unless ``--reveal``. A vector that
 cannot be inverted (wrong dimension, zero, NaN, cut off) gets a line with ``error`` and the run goes
 on. Raw vectors are never printed: lines carry the vector's SHA-256.
 """
@@ -12,6 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterator
+from concurrent.futures.process import BrokenProcessPool
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -54,7 +57,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="where the search is stuck, also repair the trained decoder's guess (all-MiniLM-L6-v2 only)",
     )
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (GPU when present)")
-    p.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default 2)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="CPU threads for torch in all (default 2); --jobs shares them out between its workers",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="invert N vectors at once, one worker process each (default 1). More vectors a second "
+        "on a file of many; each worker loads its own model",
+    )
     p.add_argument("--reveal", action="store_true", help="print clear text and PII (default: redacted)")
     p.add_argument(
         "--known",
@@ -103,57 +119,69 @@ def iter_vectors(stream: IO[bytes], display: str) -> Iterator[tuple[int, np.ndar
 
 def run(args: argparse.Namespace) -> int:
     from scanner import inversion
+    from scanner.inversion.models import resolve
+    from scanner.inversion.pool import InversionPool
 
     if not inversion.available():
         error("inversion needs torch and transformers: pip install 'vecleak[invert]'")
         return EXIT_ERROR
+    if args.jobs < 1 or args.threads < 1:
+        error("--jobs and --threads must be at least 1")
+        return EXIT_USAGE
     try:
-        inverter = inversion.Inverter(
-            args.model,
-            device=args.device,
-            budget=args.budget,
-            threads=args.threads,
-            max_seconds=args.max_seconds,
-            method=args.method,
-            first_guess=args.first_guess,
-        )
+        model_id = resolve(args.model).model_id
     except KeyError as exc:
         error(str(exc.args[0]) if exc.args else str(exc))
         return EXIT_USAGE
+    known: list[str] = []
+    if args.known:
+        known = [s for s in Path(args.known).read_text(encoding="utf-8").splitlines() if s.strip()]
+    factory = partial(
+        inversion.Inverter,
+        args.model,
+        device=args.device,
+        budget=args.budget,
+        threads=max(1, args.threads // args.jobs),
+        max_seconds=args.max_seconds,
+        method=args.method,
+        first_guess=args.first_guess,
+    )
+    try:
+        pool = InversionPool(factory, args.jobs, known)
     except (OSError, RuntimeError, ValueError) as exc:
         error(f"cannot load model {args.model}: {exc}")
         return EXIT_ERROR
-    matcher = None
-    if args.known:
-        from scanner.inversion.match import KnownTextMatcher
-
-        strings = [s for s in Path(args.known).read_text(encoding="utf-8").splitlines() if s.strip()]
-        matcher = KnownTextMatcher(inverter.encoder, strings)
 
     stream = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
     out = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")  # noqa: SIM115
     try:
-        for index, (lineno, vector, problem) in enumerate(iter_vectors(stream, args.file)):
-            row: dict[str, Any] = {"index": index, "line": lineno, "model": inverter.model_id}
-            if vector is not None:
-                row["vector_sha256"] = vector_sha256(np.nan_to_num(vector.astype(np.float32)))
-            if problem is None:
-                try:
-                    result = inverter.invert(vector)
-                    row.update(result.to_dict(reveal=args.reveal))
-                    if matcher is not None:
-                        unit = inverter.check(vector)
-                        matches = matcher.match(unit, inverted_text=result.text)
-                        row["known"] = [m.to_dict() for m in matches if m.relation != "none"]
-                except inversion.InversionInputError as exc:
-                    problem = str(exc)
-            if problem is not None:
-                row["error"] = problem
-            out.write(orjson.dumps(row) + b"\n")
-            out.flush()
+        with pool:
+            lines = enumerate(iter_vectors(stream, args.file))
+            for (index, (lineno, vector, problem)), done in pool.map(lines, _vector_to_invert):
+                row: dict[str, Any] = {"index": index, "line": lineno, "model": model_id}
+                if vector is not None:
+                    row["vector_sha256"] = vector_sha256(np.nan_to_num(vector.astype(np.float32)))
+                if done is not None and done.result is not None:
+                    row.update(done.result.to_dict(reveal=args.reveal))
+                    if done.known is not None:
+                        row["known"] = done.known
+                problem = problem if done is None else done.error
+                if problem is not None:
+                    row["error"] = problem
+                out.write(orjson.dumps(row) + b"\n")
+                out.flush()
+    except BrokenProcessPool as exc:
+        error(f"an inversion worker died (its error is above): {exc}")
+        return EXIT_ERROR
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
         if out is not sys.stdout.buffer:
             out.close()
     return EXIT_OK
+
+
+def _vector_to_invert(line: tuple[int, tuple[int, np.ndarray | None, str | None]]) -> np.ndarray | None:
+    """The vector of an ``(index, iter_vectors item)`` pair, or None where the line is already bad."""
+    _index, (_lineno, vector, problem) = line
+    return vector if problem is None else None
