@@ -3,7 +3,8 @@
     python bench/inversion.py [--set test|dev] [--method words|tokens] [--budget N]
                               [--baseline-method tokens] [--baseline-budget 1000] [--limit K]
                               [--knob KNOB=VALUE ...] [--baseline-set KNOB=VALUE ...]
-                              [--threads N] [--grep REGEX] [--skip K] [--shard I/N]
+                              [--threads N] [--jobs N] [--baseline-jobs N]
+                              [--grep REGEX] [--skip K] [--shard I/N]
 
 The test set (bench/data/inversion_test.txt) is fixed and never used for tuning; the dev set is.
 Metrics (definitions printed with the results):
@@ -13,8 +14,10 @@ Metrics (definitions printed with the results):
 - cosine: target vs re-embedding of the printed reconstruction
 - PII recovered: PII items in the original (scanner.pii) found verbatim (spaces ignored) in the
   reconstruction's PII items
-- seconds/vector: wall clock of Inverter.invert, torch threads as given; cpu s/vector is this
-  process's CPU time (user+sys) per vector, which the other jobs on a shared machine inflate less
+- seconds/vector: wall clock of Inverter.invert, torch threads as given; cpu s/vector is the
+  inverting process's CPU time (user+sys) per vector, which the other jobs on a shared machine
+  inflate less; wall s/vector is the whole run's wall clock (model loads included) over the
+  vectors, which ``--jobs N`` (N worker processes sharing ``--threads``) lowers
 The baseline in the same run is another method/budget (default: the token search at budget 1000,
 the previous published row), run on the same texts right before the result.
 """
@@ -28,7 +31,10 @@ import re
 import statistics
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -36,6 +42,10 @@ import sacrebleu  # noqa: E402
 
 from scanner import inversion  # noqa: E402
 from scanner.inversion.metrics import norm, token_f1  # noqa: E402
+from scanner.inversion.models import DEFAULT_MODEL, load_encoder  # noqa: E402
+from scanner.inversion.pool import InversionPool  # noqa: E402
+from scanner.inversion.search import SearchConfig  # noqa: E402
+from scanner.inversion.words import WordSearchConfig  # noqa: E402
 from scanner.pii import find_pii  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -46,39 +56,58 @@ def pii_key(value: str) -> str:
     return re.sub(r"\s", "", value.lower())
 
 
-def evaluate(inverter: inversion.Inverter, refs: list[str]) -> dict[str, object]:
-    targets = inverter.encoder.embed_texts(refs)
+def build(
+    method: str, budget: int | None, first_guess: bool, device: str, threads: int, knobs: list[str]
+) -> inversion.Inverter:
+    """One run's inverter, its knobs set: what each worker of the run's pool builds (picklable)."""
+    inv = inversion.Inverter(
+        device=device, budget=budget, threads=threads, method=method, first_guess=first_guess
+    )
+    set_knobs(inv, knobs)
+    inv.encoder.token_table()  # one-time cache build is not per-vector cost
+    return inv
+
+
+def evaluate(factory: Callable[[], inversion.Inverter], jobs: int, refs: list[str], targets: Any) -> dict:
+    """Invert ``targets`` with ``jobs`` workers and score the texts against ``refs``. Seconds and
+    CPU seconds are per vector, as each worker measured them; wall seconds are the whole run's,
+    model loads included, over the number of vectors: what ``--jobs`` changes."""
     preds, cosines, seconds, rows = [], [], [], []
     pii_total = pii_hit = 0
     cpu = []
-    for ref, vec in zip(refs, targets, strict=True):
-        t0, c0 = time.perf_counter(), time.process_time()
-        res = inverter.invert(vec)
-        seconds.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-        preds.append(res.text)
-        cosines.append(res.cosine)
-        found = {(it.type, pii_key(it.value)) for it in res.pii}
-        for it in find_pii(ref):
-            pii_total += 1
-            pii_hit += (it.type, pii_key(it.value)) in found
-        rows.append(
-            {
-                "ref": ref,
-                "pred": res.text,
-                "cos": round(res.cosine, 4),
-                "s": round(seconds[-1], 2),
-                "evals": res.evaluations,
-            }
-        )
-        if PROGRESS:  # a run cut off by a time limit still leaves its per-vector figures
-            print(
-                f"  {len(rows)}/{len(refs)} cos {res.cosine:.4f} {seconds[-1]:.2f} s",
-                file=sys.stderr,
-                flush=True,
+    t0 = time.perf_counter()
+    with InversionPool(factory, jobs) as pool:
+        for (ref, _vec), done in pool.map(zip(refs, targets, strict=True), lambda item: item[1]):
+            res = done.result
+            if res is None:
+                raise SystemExit(f"cannot invert the vector of {ref!r}: {done.error}")
+            seconds.append(res.seconds)
+            cpu.append(done.cpu_seconds)
+            preds.append(res.text)
+            cosines.append(res.cosine)
+            found = {(it.type, pii_key(it.value)) for it in res.pii}
+            for it in find_pii(ref):
+                pii_total += 1
+                pii_hit += (it.type, pii_key(it.value)) in found
+            rows.append(
+                {
+                    "ref": ref,
+                    "pred": res.text,
+                    "cos": round(res.cosine, 4),
+                    "s": round(seconds[-1], 2),
+                    "evals": res.evaluations,
+                }
             )
+            if PROGRESS:  # a run cut off by a time limit still leaves its per-vector figures
+                print(
+                    f"  {len(rows)}/{len(refs)} cos {res.cosine:.4f} {seconds[-1]:.2f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    wall = time.perf_counter() - t0
     return {
         "n": len(refs),
+        "jobs": jobs,
         "token_f1": statistics.mean(token_f1(p, r) for p, r in zip(preds, refs, strict=True)),
         "exact": statistics.mean(norm(p) == norm(r) for p, r in zip(preds, refs, strict=True)),
         "bleu_corpus": sacrebleu.corpus_bleu(preds, [refs]).score,
@@ -90,6 +119,7 @@ def evaluate(inverter: inversion.Inverter, refs: list[str]) -> dict[str, object]
         "pii_recovered": pii_hit / pii_total if pii_total else None,
         "seconds_per_vector": statistics.mean(seconds),
         "cpu_seconds_per_vector": statistics.mean(cpu),
+        "wall_seconds_per_vector": wall / len(refs),
         "rows": rows,
     }
 
@@ -135,7 +165,9 @@ def main() -> int:
     ap.add_argument("--baseline-method", default="tokens", choices=inversion.METHODS)
     ap.add_argument("--baseline-budget", type=int, default=1000)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="torch threads in all, shared by --jobs")
+    ap.add_argument("--jobs", type=int, default=1, help="worker processes for the result run")
+    ap.add_argument("--baseline-jobs", type=int, default=1, help="worker processes for the baseline")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument(
         "--skip",
@@ -200,40 +232,43 @@ def main() -> int:
         refs = refs[i::n]
     refs = refs[: args.limit]
 
-    def inverter(method: str, budget: int | None, first_guess: str) -> inversion.Inverter:
-        return inversion.Inverter(
-            device=args.device,
-            budget=budget,
-            threads=args.threads,
-            method=method,
-            first_guess=first_guess == "on",
-        )
+    def factory(method: str, budget: int | None, first_guess: str, knobs: list[str], jobs: int) -> Any:
+        threads = max(1, args.threads // jobs)
+        return partial(build, method, budget, first_guess == "on", args.device, threads, knobs)
 
-    inv = inverter(args.method, args.budget, args.first_guess)
-    set_knobs(inv, args.knob)
-    inv.encoder.token_table()  # one-time cache build is not per-vector cost
-    budget = inv.search.cfg.budget
+    if args.jobs < 1 or args.baseline_jobs < 1:
+        ap.error("--jobs and --baseline-jobs must be at least 1")
+    targets = load_encoder(DEFAULT_MODEL, device=args.device, threads=args.threads).embed_texts(refs)
+    configs = {"words": WordSearchConfig, "tokens": SearchConfig}
     report: dict[str, object] = {
         "set": args.set,
         "grep": args.grep,
         "shard": "/".join(map(str, args.shard)) if args.shard else None,
         "device": args.device,
         "threads": args.threads,
+        "jobs": args.jobs,
         "method": args.method,
-        "budget": budget,
-        "first_guess": inv.decoder is not None,
+        "budget": args.budget if args.budget is not None else configs[args.method]().budget,
+        "first_guess": args.first_guess == "on",
         "knobs": args.knob,
         "loadavg_start": os.getloadavg(),
     }
     if not args.no_baseline:
-        base = inverter(args.baseline_method, args.baseline_budget, args.baseline_first_guess)
-        set_knobs(base, args.baseline_set)
         report["baseline_set"] = args.baseline_set
         report["baseline_method"] = args.baseline_method
         report["baseline_budget"] = args.baseline_budget
-        report["baseline_first_guess"] = base.decoder is not None
-        report["baseline"] = evaluate(base, refs)
-    report["result"] = evaluate(inv, refs)
+        report["baseline_first_guess"] = args.baseline_first_guess == "on"
+        report["baseline_jobs"] = args.baseline_jobs
+        base = factory(
+            args.baseline_method,
+            args.baseline_budget,
+            args.baseline_first_guess,
+            args.baseline_set,
+            args.baseline_jobs,
+        )
+        report["baseline"] = evaluate(base, args.baseline_jobs, refs, targets)
+    result = factory(args.method, args.budget, args.first_guess, args.knob, args.jobs)
+    report["result"] = evaluate(result, args.jobs, refs, targets)
     report["loadavg_end"] = os.getloadavg()
     for key in ("baseline", "result"):
         if key in report:
@@ -241,7 +276,7 @@ def main() -> int:
             print(
                 f"{key:9s} F1 {r['token_f1']:.3f}  exact {r['exact']:.0%}  BLEU {r['bleu_corpus']:.1f} "
                 f"(sent {r['bleu_sentence_mean']:.1f})  cos {r['cosine']:.4f}  "
-                f"PII {round((r['pii_recovered'] or 0) * r['pii_items'])}/{r['pii_items']}  {r['seconds_per_vector']:.1f} s/vector (cpu {r['cpu_seconds_per_vector']:.1f})",
+                f"PII {round((r['pii_recovered'] or 0) * r['pii_items'])}/{r['pii_items']}  {r['seconds_per_vector']:.1f} s/vector (cpu {r['cpu_seconds_per_vector']:.1f}, wall {r['wall_seconds_per_vector']:.1f})",
                 file=sys.stderr,
             )
     print(json.dumps(report, indent=1))
