@@ -148,6 +148,9 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         pool = InversionPool(factory, args.jobs, known)
+    except BrokenProcessPool:
+        error(f"cannot load model {args.model} in the workers (their error is above)")
+        return EXIT_ERROR
     except (OSError, RuntimeError, ValueError) as exc:
         error(f"cannot load model {args.model}: {exc}")
         return EXIT_ERROR

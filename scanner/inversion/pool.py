@@ -8,13 +8,14 @@ of parallel work, and the search's Python between forwards runs in parallel too.
 
 ``jobs`` 1 inverts in this process, with no worker: the one code path for one vector and for many.
 Workers are spawned, not forked: a parent that has already run torch holds OpenMP thread pools
-that a forked child cannot use safely. Each worker loads its own model once (seconds), so a pool
-pays off from a handful of vectors up.
+that a forked child cannot use safely. They all start, and load their own model (seconds), when
+the pool is made, so a pool pays off from a handful of vectors up.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -82,6 +83,22 @@ class InversionPool:
                 initializer=_start,
                 initargs=(factory, list(known)),
             )
+            try:
+                self._wait_until_loaded()
+            except BaseException:
+                self.close()
+                raise
+
+    def _wait_until_loaded(self) -> None:
+        """Start every worker and return once each has loaded its model: a model that cannot load
+        fails here (``BrokenProcessPool``), not at the first vector, and the loads stay out of
+        the time the vectors take. A worker answers only after its initializer, so a pid seen
+        is a worker loaded; one that answers twice was quicker than the others, so ask again."""
+        assert self._executor is not None
+        seen: set[int] = set()
+        while len(seen) < self.jobs:
+            asks = [self._executor.submit(_loaded) for _ in range(self.jobs - len(seen))]
+            seen.update(ask.result() for ask in asks)
 
     def map(
         self, items: Iterable[Item], vector_of: Callable[[Item], np.ndarray | None]
@@ -135,6 +152,12 @@ _in_worker: tuple[Inverter, Any] | None = None
 def _start(factory: Callable[[], Inverter], known: list[str]) -> None:
     global _in_worker
     _in_worker = _load(factory, known)
+
+
+def _loaded() -> int:
+    # A pause, so that a worker already loaded does not answer every ask while another loads.
+    time.sleep(0.1)
+    return os.getpid()
 
 
 def _invert(vector: np.ndarray) -> Inverted:
