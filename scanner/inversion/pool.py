@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -81,12 +83,12 @@ class InversionPool:
                 max_workers=jobs,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start,
-                initargs=(factory, list(known)),
+                initargs=(factory, list(known), os.getpid()),
             )
             try:
                 self._wait_until_loaded()
             except BaseException:
-                self.close()
+                self.close(terminate=True)
                 raise
 
     def _wait_until_loaded(self) -> None:
@@ -124,16 +126,27 @@ class InversionPool:
         while pending:
             yield _take(pending)
 
-    def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+    def close(self, terminate: bool = False) -> None:
+        """Stop the workers: after the vectors they are inverting, or at once with ``terminate``
+        (on Ctrl-C or an error, where a worker could otherwise run a minute more)."""
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        if terminate:
+            # Python 3.14 has this; before it, the worker processes are the executor's own mapping.
+            stop = getattr(executor, "terminate_workers", None)
+            if stop is not None:
+                stop()
+            else:
+                for process in list(getattr(executor, "_processes", {}).values()):
+                    process.terminate()
+        executor.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> InversionPool:
         return self
 
-    def __exit__(self, *_: object) -> None:
-        self.close()
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        self.close(terminate=kind is not None)
 
 
 def _load(factory: Callable[[], Inverter], known: list[str]) -> tuple[Inverter, Any]:
@@ -149,9 +162,21 @@ def _load(factory: Callable[[], Inverter], known: list[str]) -> tuple[Inverter, 
 _in_worker: tuple[Inverter, Any] | None = None
 
 
-def _start(factory: Callable[[], Inverter], known: list[str]) -> None:
+def _start(factory: Callable[[], Inverter], known: list[str], parent: int) -> None:
     global _in_worker
+    # Ctrl-C reaches the whole process group: the parent decides, and stops the workers itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     _in_worker = _load(factory, known)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A parent killed outright (SIGKILL, SIGTERM) cannot stop its workers, and a worker waiting
+    for its next vector would wait forever, holding its model's memory: it goes too. ``parent``
+    comes from the parent itself, in case it died before this worker got here."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 def _loaded() -> int:
