@@ -80,3 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    finally:
+        # Inversion workers a run left behind (Ctrl-C, an error) would hold its exit until their
+        # vectors are done; a finished run closed its own. Only loaded where inversion ran.
+        pools = sys.modules.get("scanner.inversion.pool")
+        if pools is not None:
+            pools.stop_all()

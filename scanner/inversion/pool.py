@@ -19,6 +19,7 @@ import os
 import signal
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -79,12 +80,16 @@ class InversionPool:
         if jobs == 1:
             self._local = _load(factory, list(known))
         else:
-            self._executor = ProcessPoolExecutor(
-                max_workers=jobs,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_start,
-                initargs=(factory, list(known), os.getpid()),
-            )
+            with _registry:
+                if _stopped:
+                    raise RuntimeError("this process has stopped its inversion workers (stop_all)")
+                self._executor = ProcessPoolExecutor(
+                    max_workers=jobs,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_start,
+                    initargs=(factory, list(known), os.getpid()),
+                )
+                _open.add(self)
             try:
                 self._wait_until_loaded()
             except BaseException:
@@ -96,10 +101,12 @@ class InversionPool:
         fails here (``BrokenProcessPool``), not at the first vector, and the loads stay out of
         the time the vectors take. A worker answers only after its initializer, so a pid seen
         is a worker loaded; one that answers twice was quicker than the others, so ask again."""
-        assert self._executor is not None
+        executor = self._executor
+        if executor is None:  # ``stop_all`` got here first, from another thread
+            raise RuntimeError("the pool was closed while its workers started")
         seen: set[int] = set()
         while len(seen) < self.jobs:
-            asks = [self._executor.submit(_loaded) for _ in range(self.jobs - len(seen))]
+            asks = [executor.submit(_loaded) for _ in range(self.jobs - len(seen))]
             seen.update(ask.result() for ask in asks)
 
     def map(
@@ -126,10 +133,21 @@ class InversionPool:
         while pending:
             yield _take(pending)
 
+    def submit(self, vector: np.ndarray) -> Future[Inverted]:
+        """One vector's outcome, to come; safe to call from several threads at once. With ``jobs``
+        1 it is inverted here, in the calling thread, before this returns."""
+        if self._executor is not None:
+            return self._executor.submit(_invert, vector)
+        assert self._local is not None, "submit() on a closed pool"
+        done: Future[Inverted] = Future()
+        done.set_result(invert_one(self._local[0], vector, self._local[1]))
+        return done
+
     def close(self, terminate: bool = False) -> None:
         """Stop the workers: after the vectors they are inverting, or at once with ``terminate``
         (on Ctrl-C or an error, where a worker could otherwise run a minute more)."""
         executor, self._executor = self._executor, None
+        _open.discard(self)
         if executor is None:
             return
         if terminate:
@@ -147,6 +165,25 @@ class InversionPool:
 
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
         self.close(terminate=kind is not None)
+
+
+# Pools with workers, until closed: what ``stop_all`` stops.
+_open: weakref.WeakSet[InversionPool] = weakref.WeakSet()
+_stopped = False
+_registry = threading.Lock()  # a pool is either in ``_open`` before ``stop_all`` looks, or refused
+
+
+def stop_all() -> None:
+    """Terminate the workers of every pool still open, and refuse new pools from then on: the
+    last call of a process. The CLI makes it, so that a run cut short (Ctrl-C during ``scan
+    --invert``) does not wait at exit for the vectors being inverted, nor for a pool that another
+    inversion thread would start once the first one is gone."""
+    global _stopped
+    with _registry:
+        _stopped = True
+        pools = list(_open)
+    for pool in pools:
+        pool.close(terminate=True)
 
 
 def _load(factory: Callable[[], Inverter], known: list[str]) -> tuple[Inverter, Any]:
@@ -200,4 +237,4 @@ def _take(pending: deque[tuple[Item, Future[Inverted] | None]]) -> tuple[Item, I
     return item, None if future is None else future.result()
 
 
-__all__ = ["InversionPool", "Inverted", "invert_one"]
+__all__ = ["InversionPool", "Inverted", "invert_one", "stop_all"]
