@@ -5,11 +5,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import gone, pool_workers
 
 pytest.importorskip("torch")
 
@@ -133,32 +132,6 @@ def test_cli_jobs_give_the_serial_output_in_order(enc, tmp_path):
     assert parallel[2]["known"][0]["index"] == 1 and parallel[2]["known"][0]["relation"] == "equal"
 
 
-def _pool_workers(parent: int) -> list[int]:
-    """Pids of the spawned workers whose parent is ``parent`` (not its resource tracker)."""
-    out = []
-    for entry in os.listdir("/proc"):
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == parent and b"spawn_main" in cmdline:
-            out.append(int(entry))
-    return out
-
-
-def _gone(pid: int, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-                return True
-        except OSError:
-            return True
-        time.sleep(0.2)
-    return False
-
-
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, -signal.SIGTERM)])
 def test_cli_jobs_workers_stop_with_the_run(enc, tmp_path, sig, code):
     # Ctrl-C stops the workers mid-vector; a parent killed outright (SIGTERM) leaves none behind
@@ -171,11 +144,11 @@ def test_cli_jobs_workers_stop_with_the_run(enc, tmp_path, sig, code):
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     try:
         assert proc.stdout.readline()  # the first vector is out: the workers are busy with the rest
-        workers = _pool_workers(proc.pid)
+        workers = pool_workers(proc.pid)
         assert len(workers) == 2
         proc.send_signal(sig)
         assert proc.wait(timeout=30) == code
-        assert all(_gone(pid, 10) for pid in workers)
+        assert all(gone(pid, 10) for pid in workers)
     finally:
         proc.kill()
         proc.wait()

@@ -8,10 +8,14 @@ around a minute. The texts are ones the fingerprinter attributes to MiniLM from 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import sys
+import time
 
 import pytest
-from conftest import REPO, alerts, run_cli
+from conftest import REPO, alerts, gone, pool_workers, run_cli
 
 pytest.importorskip("torch")
 
@@ -191,6 +195,81 @@ def test_invert_with_jobs_2_same_as_jobs_1(tmp_path, vectors):
         runs.append(docs)
     assert len(_inverted(runs[0])) >= 1
     assert runs[1] == runs[0]
+
+
+def test_worker_threads_hand_back_in_submission_order():
+    """With two worker threads the first finding finishes last; it is still handed back first,
+    and ``completed`` holds the later ones back until it is done."""
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from scanner.enrichment import Pending, SampledInversion
+
+    first_may_finish = threading.Event()
+
+    class Timed:
+        def enrich(self, finding):
+            if finding.name == "first":
+                first_may_finish.wait(10)
+            return {"name": finding.name}
+
+    sampler = SampledInversion(Timed(), workers=2)
+    for name in ("first", "second", "third"):
+        sampler.submit(Pending(SimpleNamespace(name=name)))
+    early = []
+    deadline = time.monotonic() + 0.5  # ample for the later two, which return at once
+    while time.monotonic() < deadline:
+        early += sampler.completed()
+        time.sleep(0.01)
+    assert early == []
+    first_may_finish.set()
+    assert [item.fields["name"] for item in sampler.wait()] == ["first", "second", "third"]
+    sampler.close()
+
+
+def test_invert_jobs_2_delivers_the_alerts_of_invert_jobs_1(tmp_path, vectors):
+    """Three sampled vectors inverted two at a time, in worker processes: a later one can finish
+    first, yet the alerts come out as one thread gives them. (The two runs' torch threads differ,
+    two against one a worker; the search counts evaluations, and the texts are the same.)"""
+    log = tmp_path / "app.log"
+    _write_log(log, [vectors[t] for t in (EMAIL_TEXT, *OTHER_TEXTS)])
+    runs = []
+    for jobs in ("1", "2"):
+        out = run_cli(
+            "scan", str(log), "--format", "jsonl", "--invert", "--invert-budget", "100",
+            "--invert-jobs", jobs, env=ENV,
+        )  # fmt: skip
+        assert out.returncode == 3, out.stderr
+        docs = alerts(out.stdout)
+        for doc in docs:
+            doc.pop("@timestamp", None)
+            doc["vecleak"].get("inversion", {}).pop("seconds", None)  # how long it took
+        runs.append(docs)
+    assert {d["vecleak"]["location"]["line"] for d in _inverted(runs[0])} == {1, 2, 3}
+    assert runs[1] == runs[0]
+
+
+def test_ctrl_c_stops_the_inversion_workers_at_once(tmp_path, vectors):
+    """Ctrl-C while ``--invert-jobs`` workers load or invert: the scan exits without waiting for
+    their vectors, and none is left behind."""
+    log = tmp_path / "app.log"
+    _write_log(log, [vectors[t] for t in (EMAIL_TEXT, *OTHER_TEXTS)])
+    env = {**os.environ, **ENV, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "scanner", "scan", str(log), "--invert", "--invert-jobs", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers := pool_workers(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(workers) == 2
+        time.sleep(2)  # into their loads
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 130
+        assert all(gone(pid, 10) for pid in workers)
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 @pytest.mark.parametrize(("flag", "want"), [([], False), (["--invert-first-guess"], True)])

@@ -93,6 +93,14 @@ def add_invert_options(p: argparse.ArgumentParser) -> None:
         help="re-embedded candidates per inversion (default: the search's own, 2500); lower is faster",
     )
     p.add_argument(
+        "--invert-jobs",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="invert N sampled vectors at once, one worker process each (default 1); each loads its"
+        " own model (about 1.3 GB)",
+    )
+    p.add_argument(
         "--invert-first-guess",
         action="store_true",
         help="where an inversion is stuck, also repair the trained decoder's guess (as invert --first-guess)",
@@ -218,9 +226,12 @@ def _sampled_inversion(args: argparse.Namespace) -> SampledInversion | None:
         raise ValueError(
             "--invert needs torch and transformers, which are not installed: pip install 'vecleak[invert]'"
         )
-    budget, guess = args.invert_budget, args.invert_first_guess
+    budget, guess, jobs = args.invert_budget, args.invert_first_guess, args.invert_jobs
     return SampledInversion(
-        lambda: inversion.InversionEnricher(budget=budget, first_guess=guess), sample=args.invert_sample
+        lambda: inversion.InversionEnricher(budget=budget, first_guess=guess, jobs=jobs),
+        sample=args.invert_sample,
+        queue_size=max(8, 2 * jobs),
+        workers=jobs,
     )
 
 

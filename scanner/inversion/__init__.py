@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import math
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -237,18 +238,28 @@ class Inverter:
 class InversionEnricher:
     """Inverts a finding's vector when its top model guess is one vecleak can run locally.
 
-    This is the hook the ``watch`` daemon's inversion worker calls (``make_enricher``), off the hot
+    This is the hook the ``watch`` daemon's inversion worker and ``scan --invert`` call, off the hot
     path. It returns the masked text for alerts, keeps the clear text under ``text_clear`` (never
     rendered by :func:`scanner.ecs.alert_to_ecs`), and confirms the model when the round trip is close.
+    With ``jobs`` above 1 each model gets that many worker processes (``pool``), and :meth:`enrich`
+    may be called from as many threads at once.
     """
 
     def __init__(
-        self, device: str | None = "auto", budget: int | None = None, first_guess: bool = False
+        self,
+        device: str | None = "auto",
+        budget: int | None = None,
+        first_guess: bool = False,
+        jobs: int = 1,
+        threads: int = 2,
     ) -> None:
         self.device = device
         self.budget = budget
         self.first_guess = first_guess
-        self._inverters: dict[str, Inverter] = {}
+        self.jobs = jobs
+        self.threads = threads
+        self._pools: dict[str, Any] = {}
+        self._lock = threading.Lock()
 
     def enrich(self, finding: Any) -> dict[str, Any] | None:
         from scanner.fingerprint import confirm
@@ -262,20 +273,41 @@ class InversionEnricher:
             resolve(top.model)
         except (KeyError, ValueError, FileNotFoundError):
             return None  # not a model we can run here
-        inverter = self._inverters.get(top.model)
-        if inverter is None:
-            inverter = self._inverters[top.model] = Inverter(
-                top.model, self.device, self.budget, first_guess=self.first_guess
-            )
-        try:
-            result = inverter.invert(finding.candidate.values)
-        except InversionInputError:
-            return None
+        done = self._pool(top.model).submit(np.asarray(finding.candidate.values)).result()
+        if done.result is None:
+            return None  # a vector that cannot be inverted (InversionInputError)
+        result = done.result
         finding.fingerprint = confirm(finding.fingerprint, top.model, result.cosine)
         out = result.to_dict(reveal=False)
         out["text_clear"] = result.text
         out["confirmed"] = bool(finding.fingerprint and finding.fingerprint[0].confirmed)
         return out
+
+    def close(self) -> None:
+        """Stop every model's workers (nothing to stop with ``jobs`` 1)."""
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.close()
+
+    def _pool(self, model: str) -> Any:
+        from functools import partial
+
+        from .pool import InversionPool
+
+        with self._lock:  # one pool per model, however many threads ask for it first
+            pool = self._pools.get(model)
+            if pool is None:
+                factory = partial(
+                    Inverter,
+                    model,
+                    self.device,
+                    self.budget,
+                    threads=max(1, self.threads // self.jobs),
+                    first_guess=self.first_guess,
+                )
+                pool = self._pools[model] = InversionPool(factory, self.jobs)
+        return pool
 
 
 def make_enricher(budget: int | None = None, first_guess: bool = False) -> InversionEnricher | None:
