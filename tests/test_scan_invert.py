@@ -181,11 +181,19 @@ def test_invert_with_jobs_2_same_as_jobs_1(tmp_path, vectors):
     the inverted alerts are those of the serial scan."""
     log = tmp_path / "app.log"
     _write_log(log, [vectors[t] for t in (EMAIL_TEXT, *OTHER_TEXTS)])
+    runs = _scans_with(log, "--jobs", ("1", "2"), "--invert-sample", "1")
+    assert len(_inverted(runs[0])) >= 1
+    assert runs[1] == runs[0]
+
+
+def _scans_with(log, flag: str, values: tuple[str, ...], *extra: str) -> list[list[dict]]:
+    """The alerts of ``scan --invert`` on ``log`` with ``flag`` at each of ``values``, less the
+    fields that say when and how long."""
     runs = []
-    for jobs in ("1", "2"):
+    for value in values:
         out = run_cli(
-            "scan", str(log), "--format", "jsonl", "--invert", "--invert-sample", "1",
-            "--invert-budget", "100", "--jobs", jobs, env=ENV,
+            "scan", str(log), "--format", "jsonl", "--invert", "--invert-budget", "100", flag, value,
+            *extra, env=ENV,
         )  # fmt: skip
         assert out.returncode == 3, out.stderr
         docs = alerts(out.stdout)
@@ -193,8 +201,7 @@ def test_invert_with_jobs_2_same_as_jobs_1(tmp_path, vectors):
             doc.pop("@timestamp", None)
             doc["vecleak"].get("inversion", {}).pop("seconds", None)  # how long it took
         runs.append(docs)
-    assert len(_inverted(runs[0])) >= 1
-    assert runs[1] == runs[0]
+    return runs
 
 
 def test_worker_threads_hand_back_in_submission_order():
@@ -234,18 +241,7 @@ def test_invert_jobs_2_delivers_the_alerts_of_invert_jobs_1(tmp_path, vectors):
     two against one a worker; the search counts evaluations, and the texts are the same.)"""
     log = tmp_path / "app.log"
     _write_log(log, [vectors[t] for t in (EMAIL_TEXT, *OTHER_TEXTS)])
-    runs = []
-    for jobs in ("1", "2"):
-        out = run_cli(
-            "scan", str(log), "--format", "jsonl", "--invert", "--invert-budget", "100",
-            "--invert-jobs", jobs, env=ENV,
-        )  # fmt: skip
-        assert out.returncode == 3, out.stderr
-        docs = alerts(out.stdout)
-        for doc in docs:
-            doc.pop("@timestamp", None)
-            doc["vecleak"].get("inversion", {}).pop("seconds", None)  # how long it took
-        runs.append(docs)
+    runs = _scans_with(log, "--invert-jobs", ("1", "2"))
     assert {d["vecleak"]["location"]["line"] for d in _inverted(runs[0])} == {1, 2, 3}
     assert runs[1] == runs[0]
 
