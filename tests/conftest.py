@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -118,3 +119,10 @@ def gone(pid: int, seconds: float) -> bool:
             return True
         time.sleep(0.2)
     return False
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child that must get Ctrl-C: a shell without job control starts its
+    background jobs with SIGINT ignored, their children inherit that, and Python then raises no
+    KeyboardInterrupt (CI runs the tests so)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import gone, pool_workers
+from conftest import default_sigint, gone, pool_workers
 
 pytest.importorskip("torch")
 
@@ -141,7 +141,9 @@ def test_cli_jobs_workers_stop_with_the_run(enc, tmp_path, sig, code):
     path.write_text("\n".join(json.dumps(v.tolist()) for v in enc.embed_texts(texts)) + "\n")
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     cmd = [sys.executable, "-m", "scanner", "invert", str(path), "--device", "cpu", "--jobs", "2"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, preexec_fn=default_sigint
+    )
     try:
         assert proc.stdout.readline()  # the first vector is out: the workers are busy with the rest
         workers = pool_workers(proc.pid)

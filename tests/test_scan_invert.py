@@ -15,7 +15,7 @@ import sys
 import time
 
 import pytest
-from conftest import REPO, alerts, gone, pool_workers, run_cli
+from conftest import REPO, alerts, default_sigint, gone, pool_workers, run_cli
 
 pytest.importorskip("torch")
 
@@ -253,7 +253,9 @@ def test_ctrl_c_stops_the_inversion_workers_at_once(tmp_path, vectors):
     _write_log(log, [vectors[t] for t in (EMAIL_TEXT, *OTHER_TEXTS)])
     env = {**os.environ, **ENV, "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "scanner", "scan", str(log), "--invert", "--invert-jobs", "2"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, preexec_fn=default_sigint
+    )
     try:
         deadline = time.monotonic() + 60
         while len(workers := pool_workers(proc.pid)) < 2 and time.monotonic() < deadline:
