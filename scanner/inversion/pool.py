@@ -116,18 +116,12 @@ class InversionPool:
         already known to be bad) gets None, in its place, without going to a worker.
 
         With workers, an outcome is yielded once the next item has been read or the input has
-        ended, so a slow stream (a pipe) holds finished outcomes until its next line."""
-        if self._local is not None:
-            inverter, known = self._local
-            for item in items:
-                vector = vector_of(item)
-                yield item, None if vector is None else invert_one(inverter, vector, known)
-            return
-        assert self._executor is not None, "map() on a closed pool"
+        ended, so a slow stream (a pipe) holds finished outcomes until its next line. (With
+        ``jobs`` 1 each outcome is done when submitted, and yielded at once.)"""
         pending: deque[tuple[Item, Future[Inverted] | None]] = deque()
         for item in items:
             vector = vector_of(item)
-            pending.append((item, None if vector is None else self._executor.submit(_invert, vector)))
+            pending.append((item, None if vector is None else self.submit(vector)))
             while len(pending) > self.jobs * (1 + AHEAD) or (pending and _settled(pending[0][1])):
                 yield _take(pending)
         while pending:
